@@ -1,0 +1,253 @@
+/**
+ * Server configuration from command-line flags and environment variables (flags win).
+ * `parseConfig` is pure: it takes argv and env and returns the config or a ConfigError.
+ */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { EngineKind } from '../services/engines/engine';
+import { isLogLevel, type LogLevel } from './log';
+
+export type Device = 'cpu' | 'cuda';
+
+export interface ServerConfig {
+  host: string;
+  /** gRPC port; 0 = any free port. */
+  port: number;
+  /** Prometheus `/metrics` and `/healthz` port; 0 = any free port; null = disabled. */
+  metricsPort: number | null;
+  modelRoot: string;
+  dataRoot: string;
+  /** Model cache bound (model file size + weights), bytes. */
+  cacheBytes: number;
+  maxUploadBytes: number;
+  /** onnxruntime worker threads; undefined = the engine's default. */
+  workers?: number;
+  /** intra-op threads per worker; undefined = the engine's default. */
+  intraOpThreads?: number;
+  device: Device;
+  defaultEngine: EngineKind;
+  /** How long running calls may continue after shutdown starts. */
+  gracePeriodMs: number;
+  logLevel: LogLevel;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+interface Option {
+  flag: string;
+  env: string;
+  arg: string;
+  help: string;
+  apply(config: ServerConfig, value: string, source: string): void;
+}
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+
+export function defaultConfig(): ServerConfig {
+  return {
+    host: '0.0.0.0',
+    port: 50051,
+    metricsPort: 9464,
+    modelRoot: path.resolve('models'),
+    dataRoot: path.resolve('data'),
+    cacheBytes: 2 * GiB,
+    maxUploadBytes: 512 * MiB,
+    device: 'cpu',
+    defaultEngine: 'onnxruntime',
+    gracePeriodMs: 30_000,
+    logLevel: 'info',
+  };
+}
+
+/** "1048576", "512MiB", "2GiB", "1.5G", "100k" → bytes (binary multiples). */
+export function parseBytes(value: string, source: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$/i.exec(value);
+  if (!m) throw new ConfigError(`${source}: '${value}' is not a size (examples: 1048576, 512MiB, 2GiB)`);
+  const unit = (m[2] ?? '').toLowerCase();
+  const mult = unit === 'k' ? 1024 : unit === 'm' ? MiB : unit === 'g' ? GiB : unit === 't' ? 1024 * GiB : 1;
+  const bytes = Math.floor(Number(m[1]) * mult);
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new ConfigError(`${source}: '${value}' must be a positive size`);
+  return bytes;
+}
+
+/** "30s", "500ms", "2m", "10" (seconds) → milliseconds. */
+export function parseDuration(value: string, source: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/i.exec(value);
+  if (!m) throw new ConfigError(`${source}: '${value}' is not a duration (examples: 30s, 500ms, 2m)`);
+  const unit = (m[2] ?? 's').toLowerCase();
+  const ms = Number(m[1]) * (unit === 'ms' ? 1 : unit === 'm' ? 60_000 : 1000);
+  return Math.round(ms);
+}
+
+function parseInteger(value: string, source: string, min: number, max: number): number {
+  if (!/^\s*\d+\s*$/.test(value)) throw new ConfigError(`${source}: '${value}' is not a whole number`);
+  const n = Number(value);
+  if (n < min || n > max) throw new ConfigError(`${source}: ${n} is outside ${min}..${max}`);
+  return n;
+}
+
+const OPTIONS: Option[] = [
+  {
+    flag: '--host',
+    env: 'INTROSPECT_HOST',
+    arg: 'ADDR',
+    help: 'address to listen on (default 0.0.0.0)',
+    apply: (c, v) => {
+      if (v.trim() === '') throw new ConfigError('--host must not be empty');
+      c.host = v.trim();
+    },
+  },
+  {
+    flag: '--port',
+    env: 'INTROSPECT_PORT',
+    arg: 'N',
+    help: 'gRPC port, 0 = any free port (default 50051)',
+    apply: (c, v, s) => (c.port = parseInteger(v, s, 0, 65535)),
+  },
+  {
+    flag: '--metrics-port',
+    env: 'INTROSPECT_METRICS_PORT',
+    arg: 'N|off',
+    help: 'HTTP port for /metrics and /healthz, 0 = any, off = disabled (default 9464)',
+    apply: (c, v, s) => (c.metricsPort = v.trim().toLowerCase() === 'off' ? null : parseInteger(v, s, 0, 65535)),
+  },
+  {
+    flag: '--model-root',
+    env: 'INTROSPECT_MODEL_ROOT',
+    arg: 'DIR',
+    help: 'folder that LoadModel paths are confined to (default ./models)',
+    apply: (c, v) => (c.modelRoot = path.resolve(v)),
+  },
+  {
+    flag: '--data-root',
+    env: 'INTROSPECT_DATA_ROOT',
+    arg: 'DIR',
+    help: 'folder that RegisterDataset paths are confined to (default ./data)',
+    apply: (c, v) => (c.dataRoot = path.resolve(v)),
+  },
+  {
+    flag: '--cache-bytes',
+    env: 'INTROSPECT_CACHE_BYTES',
+    arg: 'SIZE',
+    help: 'bound of the model cache: file sizes + weights (default 2GiB)',
+    apply: (c, v, s) => (c.cacheBytes = parseBytes(v, s)),
+  },
+  {
+    flag: '--max-upload-bytes',
+    env: 'INTROSPECT_MAX_UPLOAD_BYTES',
+    arg: 'SIZE',
+    help: 'largest model UploadModel accepts (default 512MiB)',
+    apply: (c, v, s) => (c.maxUploadBytes = parseBytes(v, s)),
+  },
+  {
+    flag: '--workers',
+    env: 'INTROSPECT_WORKERS',
+    arg: 'N',
+    help: 'onnxruntime worker threads (default: the engine decides)',
+    apply: (c, v, s) => (c.workers = parseInteger(v, s, 1, 1024)),
+  },
+  {
+    flag: '--threads',
+    env: 'INTROSPECT_THREADS',
+    arg: 'N',
+    help: 'intra-op threads per worker (default: the engine decides)',
+    apply: (c, v, s) => (c.intraOpThreads = parseInteger(v, s, 1, 1024)),
+  },
+  {
+    flag: '--device',
+    env: 'INTROSPECT_DEVICE',
+    arg: 'cpu|cuda',
+    help: 'where onnxruntime runs; cuda falls back to cpu when unavailable (default cpu)',
+    apply: (c, v, s) => {
+      const d = v.trim().toLowerCase();
+      if (d !== 'cpu' && d !== 'cuda') throw new ConfigError(`${s}: '${v}' is not cpu or cuda`);
+      c.device = d;
+    },
+  },
+  {
+    flag: '--engine',
+    env: 'INTROSPECT_ENGINE',
+    arg: 'onnxruntime|tfjs',
+    help: 'engine used when a request does not name one (default onnxruntime)',
+    apply: (c, v, s) => {
+      const e = v.trim().toLowerCase();
+      if (e !== 'onnxruntime' && e !== 'tfjs') throw new ConfigError(`${s}: '${v}' is not onnxruntime or tfjs`);
+      c.defaultEngine = e;
+    },
+  },
+  {
+    flag: '--grace-period',
+    env: 'INTROSPECT_GRACE_PERIOD',
+    arg: 'DURATION',
+    help: 'on SIGTERM, how long running calls may finish before they are cancelled (default 30s)',
+    apply: (c, v, s) => (c.gracePeriodMs = parseDuration(v, s)),
+  },
+  {
+    flag: '--log-level',
+    env: 'INTROSPECT_LOG_LEVEL',
+    arg: 'LEVEL',
+    help: 'debug|info|warn|error|silent (default info)',
+    apply: (c, v, s) => {
+      const l = v.trim().toLowerCase();
+      if (!isLogLevel(l)) throw new ConfigError(`${s}: '${v}' is not one of debug, info, warn, error, silent`);
+      c.logLevel = l;
+    },
+  },
+];
+
+export function usage(): string {
+  const lines = [
+    'Usage: introspect-server [options]',
+    '',
+    'Serves the cnn-introspect gRPC API (ModelService, DatasetService, AnalysisService, grpc.health.v1,',
+    'reflection) and Prometheus metrics. Every option can also be set by the environment variable shown.',
+    '',
+  ];
+  for (const o of OPTIONS) {
+    const left = `  ${o.flag} ${o.arg}`;
+    lines.push(`${left.padEnd(34)}${o.help}`);
+    lines.push(`${''.padEnd(34)}env ${o.env}`);
+  }
+  lines.push(`${'  -h, --help'.padEnd(34)}show this help`);
+  return lines.join('\n') + '\n';
+}
+
+export type ParsedConfig = { help: true } | { help: false; config: ServerConfig };
+
+/** Environment first, then flags (`--flag value` or `--flag=value`). Throws ConfigError. */
+export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedConfig {
+  const config = defaultConfig();
+  for (const o of OPTIONS) {
+    const v = env[o.env];
+    if (v !== undefined && v !== '') o.apply(config, v, `environment variable ${o.env}`);
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-h' || a === '--help') return { help: true };
+    const eq = a.indexOf('=');
+    const flag = eq >= 0 ? a.slice(0, eq) : a;
+    const o = OPTIONS.find((x) => x.flag === flag);
+    if (!o) throw new ConfigError(`unknown option '${a}' (see --help)`);
+    let value: string;
+    if (eq >= 0) value = a.slice(eq + 1);
+    else {
+      const next = argv[i + 1];
+      if (next === undefined) throw new ConfigError(`${flag} needs a value (${o.arg})`);
+      value = next;
+      i++;
+    }
+    o.apply(config, value, flag);
+  }
+  return { help: false, config };
+}
+
+/** Something to show in the startup log line. */
+export function describeConfig(c: ServerConfig): Record<string, unknown> {
+  return { ...c, cpus: os.availableParallelism() };
+}

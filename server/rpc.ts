@@ -1,0 +1,154 @@
+/**
+ * Handler plumbing: turns plain async functions into grpc-js handlers. A handler gets the decoded
+ * request and an RpcContext (AbortSignal, logger, metadata) and returns a value (unary, client
+ * stream) or an async iterable (server stream); errors become statuses through server/errors.ts.
+ *
+ *   getModel: unary(deps, async (req: GetModelRequest) => toModelInfo(await models.get(req.name))),
+ *   evaluate: serverStream(deps, (req, ctx) => evaluateStream(req, ctx.signal)),
+ */
+import type {
+  Metadata,
+  handleClientStreamingCall,
+  handleServerStreamingCall,
+  handleUnaryCall,
+  sendUnaryData,
+} from '@grpc/grpc-js';
+import { IntrospectError, unimplemented } from '../services/errors';
+import { toStatus } from './errors';
+import type { Logger } from './log';
+import { callSignal, reasonOf, writeAll, type CallSignal, type ServerSurfaceCall } from './streaming';
+
+export interface RpcContext {
+  signal: AbortSignal;
+  log: Logger;
+  metadata: Metadata;
+  /** "/introspect.v1.ModelService/LoadModel" */
+  method: string;
+}
+
+/** The calls in flight, so shutdown can wait for them and cancel what is left after the grace period. */
+export class ActiveCalls {
+  private readonly calls = new Set<CallSignal>();
+  private idleWaiters: Array<() => void> = [];
+
+  get size(): number {
+    return this.calls.size;
+  }
+
+  track(cs: CallSignal): () => void {
+    this.calls.add(cs);
+    return () => {
+      cs.dispose();
+      this.calls.delete(cs);
+      if (this.calls.size === 0) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const w of waiters) w();
+      }
+    };
+  }
+
+  /** Resolves once no call is in flight. */
+  idle(): Promise<void> {
+    if (this.calls.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  abortAll(reason: IntrospectError): void {
+    for (const c of this.calls) c.abort(reason);
+  }
+}
+
+export interface RpcDeps {
+  log: Logger;
+  calls: ActiveCalls;
+}
+
+function begin(deps: RpcDeps, call: ServerSurfaceCall): { ctx: RpcContext; end: () => void } {
+  const cs = callSignal(call);
+  const end = deps.calls.track(cs);
+  const method = call.getPath();
+  return { ctx: { signal: cs.signal, log: deps.log.child({ method }), metadata: call.metadata, method }, end };
+}
+
+export function unary<Req, Res>(
+  deps: RpcDeps,
+  fn: (req: Req, ctx: RpcContext) => Promise<Res>,
+): handleUnaryCall<Req, Res> {
+  return (call, callback: sendUnaryData<Res>) => {
+    const { ctx, end } = begin(deps, call);
+    fn(call.request, ctx).then(
+      (res) => {
+        end();
+        callback(null, res);
+      },
+      (err: unknown) => {
+        end();
+        callback(toStatus(err, ctx.log, { method: ctx.method }));
+      },
+    );
+  };
+}
+
+export function serverStream<Req, Res>(
+  deps: RpcDeps,
+  fn: (req: Req, ctx: RpcContext) => AsyncIterable<Res>,
+): handleServerStreamingCall<Req, Res> {
+  return (call) => {
+    const { ctx, end } = begin(deps, call);
+    const run = async (): Promise<void> => writeAll(call, fn(call.request, ctx), ctx.signal).then(() => undefined);
+    run().then(
+      () => {
+        end();
+        call.end();
+      },
+      (err: unknown) => {
+        end();
+        call.emit('error', toStatus(err, ctx.log, { method: ctx.method }));
+      },
+    );
+  };
+}
+
+/** The request messages of a client stream, stopping with the signal's reason when it fires. */
+async function* messages<Req>(source: AsyncIterable<Req>, signal: AbortSignal): AsyncGenerator<Req> {
+  for await (const m of source) {
+    if (signal.aborted) throw reasonOf(signal);
+    yield m;
+  }
+  if (signal.aborted) throw reasonOf(signal);
+}
+
+export function clientStream<Req, Res>(
+  deps: RpcDeps,
+  fn: (requests: AsyncIterable<Req>, ctx: RpcContext) => Promise<Res>,
+): handleClientStreamingCall<Req, Res> {
+  return (call, callback: sendUnaryData<Res>) => {
+    const { ctx, end } = begin(deps, call);
+    fn(messages<Req>(call, ctx.signal), ctx).then(
+      (res) => {
+        end();
+        callback(null, res);
+      },
+      (err: unknown) => {
+        end();
+        callback(toStatus(err, ctx.log, { method: ctx.method }));
+      },
+    );
+  };
+}
+
+/** Handlers for RPCs that exist in the API but are not built yet: UNIMPLEMENTED, saying so. */
+export function notYetUnary<Req, Res>(deps: RpcDeps, rpc: string): handleUnaryCall<Req, Res> {
+  return unary(deps, async () => {
+    throw unimplemented(`${rpc} is not implemented by this server yet`);
+  });
+}
+
+export function notYetServerStream<Req, Res>(deps: RpcDeps, rpc: string): handleServerStreamingCall<Req, Res> {
+  return serverStream<Req, Res>(deps, () => ({
+    [Symbol.asyncIterator]: () => ({
+      next: () => Promise.reject(unimplemented(`${rpc} is not implemented by this server yet`)),
+    }),
+  }));
+}
