@@ -31,6 +31,8 @@ export interface ConvOp {
   pads: Pads4;
   dilations: Pair;
   group: number;
+  /** Set by importers when a batch-norm that followed this conv was folded into its weight and bias. */
+  batchNormFolded?: boolean;
 }
 
 export interface PoolOp {
