@@ -1,0 +1,163 @@
+/**
+ * Emits the ONNX nodes (opset 13) that compute IR nodes, into an OnnxBuilder. Tensors carry a leading
+ * batch dimension; weights become initializers once each.
+ */
+import type { IrGraph, IrNode, PoolOp, WeightTensor } from './ir';
+import type { Attrs, OnnxBuilder } from './onnx-builder';
+import { invalidArgument } from '../errors';
+
+export const EXPORT_OPSET = 13;
+
+export function poolAttrs(op: PoolOp): Attrs {
+  const a: Attrs = {
+    kernel_shape: { ints: op.kernel },
+    strides: { ints: op.strides },
+    pads: { ints: op.pads },
+    ceil_mode: { i: op.ceilMode ? 1 : 0 },
+  };
+  if (op.op === 'avg_pool') a.count_include_pad = { i: op.countIncludePad ? 1 : 0 };
+  return a;
+}
+
+export class ForwardEmitter {
+  private readonly inits = new Map<string, string>();
+  private batchShape: string | undefined;
+
+  /**
+   * @param batchSource an ONNX value whose dimension 0 is the batch (for broadcasting constants).
+   */
+  constructor(
+    readonly b: OnnxBuilder,
+    readonly g: IrGraph,
+    private readonly batchSource: string,
+  ) {}
+
+  weightOf(name: string): WeightTensor {
+    const w = this.g.weights.get(name);
+    if (!w) throw invalidArgument(`the graph refers to a missing weight '${name}'`);
+    return w;
+  }
+
+  /** An initializer for IR weight `name` with the given dims (default: its own shape). */
+  init(name: string, dims?: number[]): string {
+    const w = this.weightOf(name);
+    const d = dims ?? w.shape;
+    const key = `${name}|${d.join(',')}`;
+    let v = this.inits.get(key);
+    if (!v) {
+      v = this.b.floatInit(`w:${name}`, d, w.data);
+      this.inits.set(key, v);
+    }
+    return v;
+  }
+
+  /** Per-channel weight as [C,1,1] (rank-3 values) or [C] (vectors), broadcasting over the batch. */
+  channelInit(name: string, valueRank: number): string {
+    const w = this.weightOf(name);
+    return this.init(name, [w.data.length, ...new Array<number>(valueRank - 1).fill(1)]);
+  }
+
+  /** [1] with the batch size, computed from the batch source. */
+  batchDim(): string {
+    if (!this.batchShape) {
+      const shape = this.b.node('Shape', [this.batchSource]);
+      this.batchShape = this.b.node('Slice', [shape, this.b.ints('c0', [0]), this.b.ints('c1', [1])]);
+    }
+    return this.batchShape;
+  }
+
+  /** Emits node `n` reading the ONNX values `inputs`; returns the ONNX output. */
+  emit(n: IrNode, inputs: string[], out?: string): string {
+    const b = this.b;
+    const op = n.op;
+    const x = inputs[0];
+    const rank = (this.g.shapes.get(n.inputs[0]) ?? []).length;
+    const o = out ?? b.fresh(`v:${n.output}`);
+    switch (op.op) {
+      case 'conv': {
+        const ins = [x, this.init(op.weight)];
+        if (op.bias) ins.push(this.init(op.bias));
+        return b.node(
+          'Conv',
+          ins,
+          {
+            kernel_shape: { ints: op.kernel },
+            strides: { ints: op.strides },
+            pads: { ints: op.pads },
+            dilations: { ints: op.dilations },
+            group: { i: op.group },
+          },
+          o,
+        );
+      }
+      case 'max_pool':
+        return b.node('MaxPool', [x], poolAttrs(op), o);
+      case 'avg_pool':
+        return b.node('AveragePool', [x], poolAttrs(op), o);
+      case 'relu':
+        return b.node('Relu', [x], {}, o);
+      case 'leaky_relu':
+        return b.node('LeakyRelu', [x], { alpha: { f: op.alpha } }, o);
+      case 'clip': {
+        const lo = Number.isFinite(op.min) ? b.floats('clip_min', [op.min], []) : '';
+        const hi = Number.isFinite(op.max) ? b.floats('clip_max', [op.max], []) : '';
+        return b.node('Clip', hi ? [x, lo, hi] : lo ? [x, lo] : [x], {}, o);
+      }
+      case 'sigmoid':
+        return b.node('Sigmoid', [x], {}, o);
+      case 'tanh':
+        return b.node('Tanh', [x], {}, o);
+      case 'global_avg_pool':
+        return b.node('GlobalAveragePool', [x], {}, o);
+      case 'global_max_pool':
+        return b.node('GlobalMaxPool', [x], {}, o);
+      case 'affine': {
+        const scaled = b.node('Mul', [x, this.channelInit(op.scale, rank)]);
+        return b.node('Add', [scaled, this.channelInit(op.shift, rank)], {}, o);
+      }
+      case 'dense': {
+        const ins = [x, this.init(op.weight)];
+        if (op.bias) ins.push(this.init(op.bias));
+        return b.node('Gemm', ins, { transB: { i: 1 } }, o);
+      }
+      case 'flatten':
+        return b.node('Flatten', [x], { axis: { i: 1 } }, o);
+      case 'reshape':
+        return b.node('Reshape', [x, b.ints('shape', [0, ...op.shape])], {}, o);
+      case 'add':
+        return b.node('Add', inputs, {}, o);
+      case 'mul':
+        return b.node('Mul', inputs, {}, o);
+      case 'concat':
+        return b.node('Concat', inputs, { axis: { i: op.axis + 1 } }, o);
+      case 'pad': {
+        const r = op.pads.length / 2;
+        const pads = [0, ...op.pads.slice(0, r), 0, ...op.pads.slice(r)];
+        return b.node('Pad', [x, b.ints('pads', pads), b.floats('pad_value', [op.value], [])], {}, o);
+      }
+      case 'slice': {
+        const ends = op.ends.map((e, i) => (op.steps[i] < 0 && e < 0 ? Number.MIN_SAFE_INTEGER : e));
+        return b.node(
+          'Slice',
+          [
+            x,
+            b.ints('starts', op.starts),
+            b.ints('ends', ends),
+            b.ints('axes', op.axes.map((a) => a + 1)),
+            b.ints('steps', op.steps),
+          ],
+          {},
+          o,
+        );
+      }
+      case 'constant': {
+        const w = this.weightOf(op.value);
+        const value = this.init(op.value, [1, ...w.shape]);
+        const shape = b.node('Concat', [this.batchDim(), b.ints('shape', w.shape)], { axis: { i: 0 } });
+        return b.node('Expand', [value, shape], {}, o);
+      }
+      case 'identity':
+        return b.node('Identity', [x], {}, o);
+    }
+  }
+}
