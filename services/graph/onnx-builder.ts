@@ -47,16 +47,9 @@ function attribute(name: string, v: AttrValue): AttributeProto {
   return a;
 }
 
-function valueInfo(name: string, elemType: number, dims: Dim[]): ValueInfoProto {
-  return {
-    name,
-    type: {
-      tensorType: {
-        elemType,
-        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
-      },
-    },
-  };
+function valueInfo(name: string, elemType: number, dims: Dim[] | undefined): ValueInfoProto {
+  const shape = dims ? { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } : undefined;
+  return { name, type: { tensorType: { elemType, shape } } };
 }
 
 export class OnnxBuilder {
@@ -90,8 +83,8 @@ export class OnnxBuilder {
     return name;
   }
 
-  /** Declares an existing value as a graph output. */
-  output(name: string, dims: Dim[], elemType: number = DT.FLOAT): void {
+  /** Declares an existing value as a graph output (`dims` undefined: shape left to inference). */
+  output(name: string, dims?: Dim[], elemType: number = DT.FLOAT): void {
     this.outputs.push(valueInfo(name, elemType, dims));
   }
 
@@ -113,7 +106,7 @@ export class OnnxBuilder {
   }
 
   /** Adds a node with `outputs` output values (fresh names from its op type); returns their names. */
-  nodeN(opType: string, inputs: string[], outputs: number | string[], attrs: Attrs = {}): string[] {
+  nodeN(opType: string, inputs: string[], outputs: number | string[], attrs: Attrs = {}, nodeName?: string): string[] {
     const outs =
       typeof outputs === 'number'
         ? Array.from({ length: outputs }, () => this.fresh(`${opType.toLowerCase()}`))
@@ -122,7 +115,7 @@ export class OnnxBuilder {
     this.nodes.push({
       input: inputs,
       output: outs,
-      name: this.fresh(`n${this.nodes.length}_${opType}`),
+      name: nodeName ?? this.fresh(`n${this.nodes.length}_${opType}`),
       opType,
       attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
       domain: '',
@@ -131,8 +124,8 @@ export class OnnxBuilder {
   }
 
   /** Adds a one-output node; `out` names its output (fresh when omitted). */
-  node(opType: string, inputs: string[], attrs: Attrs = {}, out?: string): string {
-    return this.nodeN(opType, inputs, out === undefined ? 1 : [out], attrs)[0];
+  node(opType: string, inputs: string[], attrs: Attrs = {}, out?: string, nodeName?: string): string {
+    return this.nodeN(opType, inputs, out === undefined ? 1 : [out], attrs, nodeName)[0];
   }
 
   model(opset = 13): ModelProto {
