@@ -1,0 +1,140 @@
+#!/usr/bin/env node
+/**
+ * `introspect`: the command-line client of the cnn-introspect server.
+ *
+ *   introspect [--server HOST:PORT] [--json] <command> [args] [options]
+ *
+ * Exit codes: 0 ok, 1 the server answered an error (code and message on stderr), 2 usage error.
+ */
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { UsageError, helpText, parseArgs } from './args';
+import { GLOBAL_FLAGS, type Command } from './command';
+import { analysisCommands } from './commands/analysis';
+import { callCommand } from './commands/call';
+import { datasetCommands } from './commands/datasets';
+import { modelCommands } from './commands/models';
+import { CliContext, readAllStdin, type CliIo } from './context';
+
+export const COMMANDS: Command[] = [callCommand, ...modelCommands, ...datasetCommands, ...analysisCommands];
+
+const DEFAULT_SERVER = 'localhost:50051';
+
+function overview(): string {
+  const lines = [
+    'Usage: introspect [--server HOST:PORT] [--json] <command> [args] [options]',
+    '',
+    'Talks to a cnn-introspect server over gRPC.',
+    '',
+    'Commands:',
+  ];
+  for (const c of COMMANDS) lines.push(`  ${`${c.spec.name}${c.spec.usage ? ' ' + c.spec.usage : ''}`.padEnd(44)}${c.spec.summary.split('. ')[0]!.replace(/\.$/, '')}`);
+  lines.push('', 'Global options:');
+  for (const [name, f] of Object.entries(GLOBAL_FLAGS)) {
+    lines.push(`  ${`--${name}${f.type === 'boolean' ? '' : ' ' + (f.arg ?? 'VALUE')}`.padEnd(44)}${f.help}`);
+  }
+  lines.push('', "Run 'introspect <command> --help' for a command's options.");
+  return lines.join('\n') + '\n';
+}
+
+/** The command named by the leading words of argv (longest match), and the rest of argv. */
+function findCommand(argv: string[]): { command?: Command; rest: string[]; group?: string } {
+  const words: string[] = [];
+  const rest: string[] = [];
+  for (const a of argv) {
+    if (rest.length === 0 && !a.startsWith('-') && words.length < 2) words.push(a);
+    else rest.push(a);
+  }
+  for (let n = words.length; n > 0; n--) {
+    const name = words.slice(0, n).join(' ');
+    const command = COMMANDS.find((c) => c.spec.name === name);
+    if (command) return { command, rest: [...words.slice(n), ...rest] };
+  }
+  const group = words[0] && COMMANDS.some((c) => c.spec.name.startsWith(words[0] + ' ')) ? words[0] : undefined;
+  return { rest: argv, group };
+}
+
+function isServiceError(err: unknown): err is ServiceError {
+  return typeof err === 'object' && err !== null && typeof (err as ServiceError).code === 'number' && 'details' in err;
+}
+
+export async function runCli(argv: string[], io: CliIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  // Global flags may come before the command.
+  const globalsFirst: string[] = [];
+  let i = 0;
+  while (i < argv.length && argv[i]!.startsWith('-')) {
+    const a = argv[i]!;
+    globalsFirst.push(a);
+    const name = a.replace(/^--?/, '').split('=')[0]!;
+    const spec = GLOBAL_FLAGS[name] ?? Object.values(GLOBAL_FLAGS).find((f) => f.alias === name);
+    if (!spec) {
+      io.stderr(`introspect: unknown option '${a}'\n\n${overview()}`);
+      return 2;
+    }
+    if (spec.type !== 'boolean' && !a.includes('=')) globalsFirst.push(argv[++i] ?? '');
+    i++;
+  }
+  const { command, rest, group } = findCommand(argv.slice(i));
+  if (!command) {
+    const wantsHelp = globalsFirst.includes('--help') || globalsFirst.includes('-h') || rest.includes('--help') || rest.includes('-h') || argv[i] === 'help';
+    if (group) {
+      const lines = COMMANDS.filter((c) => c.spec.name.startsWith(group + ' ')).map((c) => `  ${c.spec.name}${c.spec.usage ? ' ' + c.spec.usage : ''}`);
+      io.stderr(`introspect ${group}: name a subcommand:\n${lines.join('\n')}\n`);
+      return wantsHelp ? 0 : 2;
+    }
+    if (wantsHelp || argv.length === 0) {
+      io.stdout(overview());
+      return 0;
+    }
+    io.stderr(`introspect: unknown command '${argv.slice(i).join(' ')}'\n\n${overview()}`);
+    return 2;
+  }
+  const flags = { ...GLOBAL_FLAGS, ...command.spec.flags };
+  let ctx: CliContext | undefined;
+  try {
+    const args = parseArgs([...globalsFirst, ...rest], flags);
+    if (args.flags.help) {
+      io.stdout(helpText({ ...command.spec, flags }));
+      return 0;
+    }
+    const timeout = args.flags.timeout;
+    ctx = new CliContext(
+      String(args.flags.server ?? env.INTROSPECT_SERVER ?? DEFAULT_SERVER),
+      args.flags.json === true,
+      typeof timeout === 'number' ? timeout * 1000 : undefined,
+      io,
+    );
+    return (await command.run(args, ctx)) ?? 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`introspect ${command.spec.name}: ${err.message}\n(see introspect ${command.spec.name} --help)\n`);
+      return 2;
+    }
+    if (isServiceError(err)) {
+      const code = status[err.code] ?? String(err.code);
+      if (ctx?.json) io.stderr(JSON.stringify({ error: { code, message: err.details } }) + '\n');
+      else io.stderr(`introspect ${command.spec.name}: ${code}: ${err.details}\n`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    ctx?.close();
+  }
+}
+
+if (require.main === module) {
+  const io: CliIo = {
+    stdout: (t) => void process.stdout.write(t),
+    stderr: (t) => void process.stderr.write(t),
+    readStdin: readAllStdin,
+    stderrIsTty: process.stderr.isTTY === true,
+  };
+  runCli(process.argv.slice(2), io).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`introspect: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

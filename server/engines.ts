@@ -1,0 +1,21 @@
+/** Starts the engines from the server configuration and waits until they are ready. */
+import { createEngines, type Engines } from '../services/engines';
+import type { ServerConfig } from './config';
+import type { Logger } from './log';
+
+export async function startEngines(config: ServerConfig, log: Logger): Promise<Engines> {
+  const engines = createEngines({
+    onnxruntime: { workers: config.workers, intraOpThreads: config.intraOpThreads, device: config.device },
+    log: (message) => log.info(message, { component: 'engines' }),
+  });
+  try {
+    await engines.ready();
+  } catch (err) {
+    await engines.close().catch(() => {});
+    throw err;
+  }
+  for (const s of [engines.onnxruntime.status(), engines.tfjs.status()]) {
+    log.info('engine ready', { engine: s.kind, device: s.device, backend: s.backend, note: s.note || undefined });
+  }
+  return engines;
+}

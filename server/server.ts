@@ -1,0 +1,128 @@
+/**
+ * The gRPC server: services, health, reflection, metrics interceptor and HTTP side port.
+ *
+ *   const server = await startServer(config);   // { port, metricsPort, close(graceMs) }
+ *   await server.close(30_000);                  // drain: NOT_SERVING, no new calls, cancel after grace
+ */
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { AnalysisServiceService } from '../clients/generated/introspect/v1/analysis';
+import { DatasetServiceService } from '../clients/generated/introspect/v1/datasets';
+import { ModelServiceService } from '../clients/generated/introspect/v1/models';
+import { IntrospectError } from '../services/errors';
+import { createApp, type App, type Engines } from './app';
+import type { ServerConfig } from './config';
+import { startEngines } from './engines';
+import { analysisHandlers } from './handlers/analysis';
+import { datasetHandlers } from './handlers/datasets';
+import { modelHandlers } from './handlers/models';
+import { Health } from './health';
+import { createLogger, type Logger } from './log';
+import { ServerMetrics } from './metrics';
+import { startMetricsHttp, type MetricsHttp } from './metrics-http';
+import { API_SERVICES } from '../clients/proto-files';
+import { addReflection } from './reflection';
+
+export interface StartOptions {
+  log?: Logger;
+  /** Engines to use instead of starting them from the config (the server then does not close them). */
+  engines?: Engines;
+}
+
+export interface RunningServer {
+  /** The bound gRPC port. */
+  port: number;
+  /** The bound metrics port, or null when disabled. */
+  metricsPort: number | null;
+  app: App;
+  health: Health;
+  /**
+   * Graceful stop: health NOT_SERVING, no new calls, running calls may finish within `graceMs`
+   * (default: the config's grace period), then they are cancelled; engines are closed.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Max gRPC message size the server accepts (upload chunks, Predict tensors). */
+const MAX_RECEIVE_BYTES = 16 * 1024 * 1024;
+
+export async function startServer(config: ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
+  const log = opts.log ?? createLogger({ level: config.logLevel });
+  const metrics = new ServerMetrics();
+  const ownEngines = !opts.engines;
+  const engines = opts.engines ?? (await startEngines(config, log));
+  const app = createApp({ config, log, metrics, engines });
+
+  const grpcServer = new Server({
+    interceptors: [metrics.interceptor()],
+    'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
+  });
+  grpcServer.addService(ModelServiceService, modelHandlers(app));
+  grpcServer.addService(DatasetServiceService, datasetHandlers(app));
+  grpcServer.addService(AnalysisServiceService, analysisHandlers(app));
+  const health = new Health(API_SERVICES);
+  health.addToServer(grpcServer);
+  addReflection(grpcServer);
+
+  let port: number;
+  let metricsHttp: MetricsHttp | undefined;
+  try {
+    port = await new Promise<number>((resolve, reject) =>
+      grpcServer.bindAsync(`${hostForUrl(config.host)}:${config.port}`, ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
+    );
+    if (config.metricsPort !== null) {
+      metricsHttp = await startMetricsHttp({
+        metrics,
+        host: config.host,
+        port: config.metricsPort,
+        serving: () => health.isServing(),
+        log,
+      });
+    }
+  } catch (err) {
+    grpcServer.forceShutdown();
+    await metricsHttp?.close();
+    if (ownEngines) await closeEngines(engines, log);
+    throw err;
+  }
+  health.setServing();
+  log.info('server listening', { host: config.host, port, metricsPort: metricsHttp?.port ?? null });
+
+  let closing: Promise<void> | undefined;
+  const close = (graceMs = config.gracePeriodMs): Promise<void> => {
+    closing ??= (async () => {
+      health.setNotServing();
+      log.info('draining', { inFlight: app.rpc.calls.size, graceMs });
+      const drained = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<'expired'>((resolve) => (timer = setTimeout(() => resolve('expired'), graceMs)));
+      const outcome = await Promise.race([app.rpc.calls.idle().then(() => 'idle' as const), expired]);
+      clearTimeout(timer);
+      if (outcome === 'expired') {
+        log.warn('grace period over: cancelling calls still running', { inFlight: app.rpc.calls.size });
+        app.rpc.calls.abortAll(new IntrospectError('cancelled', 'the server is shutting down'));
+      }
+      // Let cancelled calls send their status, then close whatever is left.
+      await Promise.race([drained, sleep(outcome === 'expired' ? 1000 : 5000)]);
+      grpcServer.forceShutdown();
+      await metricsHttp?.close();
+      app.models.clear();
+      if (ownEngines) await closeEngines(engines, log);
+      log.info('server stopped');
+    })();
+    return closing;
+  };
+
+  return { port, metricsPort: metricsHttp?.port ?? null, app, health, close };
+}
+
+async function closeEngines(engines: Engines, log: Logger): Promise<void> {
+  await engines.close().catch((err: unknown) => log.warn('engine close failed', { error: err instanceof Error ? err : String(err) }));
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
