@@ -1,0 +1,248 @@
+/**
+ * deploy/k8s: each overlay rendered with the kustomize subset in ./kustomize, every object validated
+ * against the Kubernetes (and prometheus-operator CRD) schemas, and the properties the service relies on
+ * checked on the rendered objects: native gRPC probes on the configured port, a startup probe with room
+ * for model loading, headless Service, selectors that select the pods, read-only non-root containers,
+ * model and data volumes where the environment says, and a GPU only in the GPU overlay.
+ */
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { isObject, renderKustomization, strategicMerge, type Json, type JsonObject, type K8sObject } from './kustomize';
+import { unknownFieldErrors, validateWithSchemas } from './k8s-schemas';
+
+const REPO = process.cwd();
+const K8S = path.join(REPO, 'deploy', 'k8s');
+const OVERLAYS = ['cpu', 'gpu'] as const;
+const SERVER_ENV = [
+  'INTROSPECT_PORT', 'INTROSPECT_METRICS_PORT', 'INTROSPECT_MODEL_ROOT', 'INTROSPECT_DATA_ROOT', 'INTROSPECT_DEVICE',
+  'INTROSPECT_WORKERS', 'INTROSPECT_THREADS', 'INTROSPECT_CACHE_BYTES', 'INTROSPECT_LOG_LEVEL',
+];
+
+function only(objects: K8sObject[], kind: string): K8sObject {
+  const found = objects.filter((o) => o.kind === kind);
+  assert.equal(found.length, 1, `expected one ${kind}, found ${found.length}`);
+  return found[0];
+}
+
+function obj(v: Json | undefined, what: string): JsonObject {
+  assert.ok(isObject(v), `${what} is missing or not a map`);
+  return v;
+}
+
+function list(v: Json | undefined, what: string): JsonObject[] {
+  assert.ok(Array.isArray(v) && v.every(isObject), `${what} is missing or not a list of maps`);
+  return v as JsonObject[];
+}
+
+function selects(selector: JsonObject, labels: JsonObject): boolean {
+  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
+describe('deploy/k8s kustomize subset', function () {
+  it('merges pod-spec lists by their merge keys and replaces other lists', function () {
+    const base: Json = {
+      spec: {
+        containers: [
+          { name: 'a', image: 'x', env: [{ name: 'A', value: '1' }], ports: [{ containerPort: 1, name: 'p' }] },
+          { name: 'b', image: 'y', args: ['--one'] },
+        ],
+        tolerations: [{ key: 't1' }],
+      },
+    };
+    const patch: Json = {
+      spec: {
+        containers: [{ name: 'b', args: ['--two'], env: [{ name: 'B', value: '2' }] }, { name: 'c', image: 'z' }],
+        tolerations: [{ key: 't2' }],
+      },
+    };
+    assert.deepEqual(strategicMerge(base, patch), {
+      spec: {
+        containers: [
+          { name: 'a', image: 'x', env: [{ name: 'A', value: '1' }], ports: [{ containerPort: 1, name: 'p' }] },
+          { name: 'b', image: 'y', args: ['--two'], env: [{ name: 'B', value: '2' }] },
+          { name: 'c', image: 'z' },
+        ],
+        tolerations: [{ key: 't2' }],
+      },
+    });
+    assert.deepEqual(strategicMerge({ a: { b: 1, c: 2 } }, { a: { b: null } }), { a: { c: 2 } });
+  });
+
+  it('renders a base and an overlay, and refuses what it does not implement', function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kustomize-subset-'));
+    try {
+      fs.mkdirSync(path.join(dir, 'base'));
+      fs.mkdirSync(path.join(dir, 'over'));
+      fs.writeFileSync(path.join(dir, 'base', 'kustomization.yaml'), 'resources: [app.yaml]\ncommonLabels: {app: demo}\n');
+      fs.writeFileSync(path.join(dir, 'base', 'app.yaml'), [
+        'apiVersion: apps/v1', 'kind: Deployment', 'metadata: {name: web}',
+        'spec:', '  template:', '    spec:', '      containers: [{name: c, image: "web:1"}]',
+        '---', 'apiVersion: v1', 'kind: Service', 'metadata: {name: web}', 'spec: {ports: [{port: 80}]}', '',
+      ].join('\n'));
+      fs.writeFileSync(path.join(dir, 'over', 'kustomization.yaml'), [
+        'namespace: prod', 'resources: [../base]', 'images: [{name: web, newName: reg/web, newTag: "2"}]',
+        'patches:', '  - patch: |-', '      apiVersion: v1', '      kind: Service', '      metadata: {name: web}',
+        '      spec: {clusterIP: None}', '',
+      ].join('\n'));
+      const out = renderKustomization(path.join(dir, 'over'));
+      assert.deepEqual(out, [
+        {
+          apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', labels: { app: 'demo' }, namespace: 'prod' },
+          spec: {
+            template: { metadata: { labels: { app: 'demo' } }, spec: { containers: [{ name: 'c', image: 'reg/web:2' }] } },
+            selector: { matchLabels: { app: 'demo' } },
+          },
+        },
+        {
+          apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', labels: { app: 'demo' }, namespace: 'prod' },
+          spec: { ports: [{ port: 80 }], selector: { app: 'demo' }, clusterIP: 'None' },
+        },
+      ]);
+      fs.appendFileSync(path.join(dir, 'over', 'kustomization.yaml'), 'namePrefix: x-\n');
+      assert.throws(() => renderKustomization(path.join(dir, 'over')), /namePrefix.*not supported/);
+      fs.writeFileSync(path.join(dir, 'over', 'kustomization.yaml'),
+        'resources: [../base]\npatches: [{patch: "{apiVersion: v1, kind: Service, metadata: {name: nope}}"}]\n');
+      assert.throws(() => renderKustomization(path.join(dir, 'over')), /Service\/nope matches 0 objects/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+for (const overlay of OVERLAYS) {
+  describe(`deploy/k8s/overlays/${overlay}`, function () {
+    let objects: K8sObject[];
+    let deployment: K8sObject;
+    let podSpec: JsonObject;
+    let container: JsonObject;
+    let env: Record<string, string>;
+
+    before(function () {
+      objects = renderKustomization(path.join(K8S, 'overlays', overlay));
+      deployment = only(objects, 'Deployment');
+      podSpec = obj(obj(obj(deployment.spec, 'spec').template, 'template').spec, 'pod spec');
+      const containers = list(podSpec.containers, 'containers');
+      assert.equal(containers.length, 1);
+      container = containers[0];
+      const envFrom = list(container.envFrom, 'envFrom');
+      const cmName = obj(envFrom[0].configMapRef, 'configMapRef').name;
+      const cm = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === cmName);
+      assert.ok(cm, `ConfigMap ${String(cmName)} referenced by envFrom is rendered`);
+      env = obj(cm.data, 'ConfigMap data') as Record<string, string>;
+    });
+
+    it('renders the expected objects, all in one namespace and labelled', function () {
+      const kinds = objects.map((o) => o.kind).sort();
+      assert.deepEqual(kinds, ['ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'PersistentVolumeClaim',
+        'PersistentVolumeClaim', 'PodDisruptionBudget', 'Service', 'ServiceAccount', 'ServiceMonitor']);
+      for (const o of objects) {
+        assert.equal(o.metadata.namespace, 'cnn-introspect', `${o.kind}/${o.metadata.name} namespace`);
+        assert.equal(obj(o.metadata.labels, 'labels')['app.kubernetes.io/name'], 'cnn-introspect');
+        assert.equal(obj(o.metadata.labels, 'labels')['app.kubernetes.io/variant'], overlay);
+      }
+    });
+
+    it('validates against the Kubernetes and ServiceMonitor CRD schemas', async function () {
+      assert.deepEqual(await validateWithSchemas(objects), []);
+    });
+
+    it('has no unknown or misplaced fields (type check against the schema interfaces)', function () {
+      assert.deepEqual(unknownFieldErrors(objects, REPO), []);
+    });
+
+    it('configures the server through every INTROSPECT_* variable, consistently with the pod', function () {
+      for (const name of SERVER_ENV) assert.ok(typeof env[name] === 'string' && env[name] !== '', `${name} is set`);
+      const ports = list(container.ports, 'ports');
+      const grpc = ports.find((p) => p.name === 'grpc');
+      const metrics = ports.find((p) => p.name === 'metrics');
+      assert.equal(grpc?.containerPort, Number(env.INTROSPECT_PORT));
+      assert.equal(metrics?.containerPort, Number(env.INTROSPECT_METRICS_PORT));
+      assert.equal(env.INTROSPECT_DEVICE, overlay === 'gpu' ? 'cuda' : 'cpu');
+      assert.ok(/^\d+$/.test(env.INTROSPECT_WORKERS) && /^\d+$/.test(env.INTROSPECT_THREADS));
+      assert.match(env.INTROSPECT_CACHE_BYTES, /^\d+(\.\d+)?\s*([kmgt]i?b?)?$/i);
+      assert.match(env.INTROSPECT_LOG_LEVEL, /^(debug|info|warn|error)$/);
+      assert.match(String(container.image), new RegExp(`^registry\\.example\\.com/cnn-introspect:[\\w.-]+-${overlay === 'gpu' ? 'cuda' : 'cpu'}$`));
+    });
+
+    it('probes with native gRPC health checks on the configured port, with a generous startup probe', function () {
+      const port = Number(env.INTROSPECT_PORT);
+      for (const name of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
+        const probe = obj(container[name], name);
+        assert.deepEqual(Object.keys(probe).filter((k) => ['grpc', 'httpGet', 'tcpSocket', 'exec'].includes(k)), ['grpc'], name);
+        assert.equal(obj(probe.grpc, `${name}.grpc`).port, port, `${name} port`);
+      }
+      const startup = obj(container.startupProbe, 'startupProbe');
+      const budget = Number(startup.failureThreshold) * Number(startup.periodSeconds);
+      assert.ok(budget >= 180, `startup probe allows ${budget} s for model loading`);
+      const grace = env.INTROSPECT_GRACE_PERIOD ? parseInt(env.INTROSPECT_GRACE_PERIOD, 10) : 30;
+      assert.ok(Number(podSpec.terminationGracePeriodSeconds) > grace, 'the pod outlives the server drain period');
+    });
+
+    it('selects its pods: Service (headless), PDB, HPA target and ServiceMonitor fit together', function () {
+      const spec = obj(deployment.spec, 'deployment spec');
+      const podLabels = obj(obj(obj(spec.template, 'template').metadata, 'template metadata').labels, 'pod labels');
+      assert.ok(selects(obj(obj(spec.selector, 'selector').matchLabels, 'matchLabels'), podLabels));
+      assert.equal(spec.replicas, undefined, 'the HPA owns the replica count');
+
+      const service = only(objects, 'Service');
+      const sspec = obj(service.spec, 'service spec');
+      assert.equal(sspec.clusterIP, 'None', 'headless, for client-side balancing');
+      assert.ok(selects(obj(sspec.selector, 'service selector'), podLabels));
+      const sports = list(sspec.ports, 'service ports');
+      const containerPortNames = list(container.ports, 'ports').map((p) => p.name);
+      for (const p of sports) assert.ok(containerPortNames.includes(p.targetPort as string), `targetPort ${String(p.targetPort)}`);
+
+      const pdb = obj(only(objects, 'PodDisruptionBudget').spec, 'pdb spec');
+      assert.ok(selects(obj(obj(pdb.selector, 'pdb selector').matchLabels, 'pdb matchLabels'), podLabels));
+
+      const hpa = obj(only(objects, 'HorizontalPodAutoscaler').spec, 'hpa spec');
+      assert.deepEqual(hpa.scaleTargetRef, { apiVersion: 'apps/v1', kind: 'Deployment', name: deployment.metadata.name });
+      assert.ok(Number(hpa.minReplicas) >= 1 && Number(hpa.maxReplicas) > Number(hpa.minReplicas));
+
+      const sm = obj(only(objects, 'ServiceMonitor').spec, 'servicemonitor spec');
+      assert.ok(selects(obj(obj(sm.selector, 'sm selector').matchLabels, 'sm matchLabels'), obj(service.metadata.labels, 'labels')));
+      const endpoints = list(sm.endpoints, 'endpoints');
+      assert.ok(endpoints.every((e) => sports.some((p) => p.name === e.port)), 'ServiceMonitor scrapes a named Service port');
+      assert.equal(endpoints[0].path, '/metrics');
+    });
+
+    it('runs non-root with a read-only root file system, writable /tmp, read-only model and data volumes', function () {
+      const psc = obj(podSpec.securityContext, 'pod securityContext');
+      assert.equal(psc.runAsNonRoot, true);
+      assert.ok(Number(psc.runAsUser) > 0);
+      const csc = obj(container.securityContext, 'container securityContext');
+      assert.equal(csc.readOnlyRootFilesystem, true);
+      assert.equal(csc.allowPrivilegeEscalation, false);
+      assert.deepEqual(obj(csc.capabilities, 'capabilities').drop, ['ALL']);
+      assert.equal(podSpec.automountServiceAccountToken, false);
+
+      const volumes = new Map(list(podSpec.volumes, 'volumes').map((v) => [v.name as string, v]));
+      const mounts = new Map(list(container.volumeMounts, 'volumeMounts').map((m) => [m.mountPath as string, m]));
+      for (const m of mounts.values()) assert.ok(volumes.has(m.name as string), `volume ${String(m.name)} defined`);
+      assert.ok(volumes.get(mounts.get('/tmp')?.name as string)?.emptyDir, '/tmp is an emptyDir');
+      for (const root of [env.INTROSPECT_MODEL_ROOT, env.INTROSPECT_DATA_ROOT]) {
+        const m = mounts.get(root);
+        assert.ok(m, `a volume is mounted at ${root}`);
+        assert.equal(m.readOnly, true, `${root} is mounted read-only`);
+        const claim = obj(volumes.get(m.name as string)?.persistentVolumeClaim, `${root} PVC`).claimName;
+        assert.ok(objects.some((o) => o.kind === 'PersistentVolumeClaim' && o.metadata.name === claim), `PVC ${String(claim)} rendered`);
+      }
+    });
+
+    it(overlay === 'gpu' ? 'requests one NVIDIA GPU and lands on GPU nodes' : 'requests no GPU', function () {
+      const resources = obj(container.resources, 'resources');
+      const gpu = (r: string): Json | undefined => obj(resources[r], `resources.${r}`)['nvidia.com/gpu'];
+      if (overlay === 'gpu') {
+        assert.equal(Number(gpu('requests')), 1);
+        assert.equal(Number(gpu('limits')), 1);
+        const tolerations = list(podSpec.tolerations, 'tolerations');
+        assert.ok(tolerations.some((t) => t.key === 'nvidia.com/gpu' && t.operator === 'Exists'));
+        assert.ok(Object.keys(obj(podSpec.nodeSelector, 'nodeSelector')).some((k) => k.startsWith('nvidia.com/')));
+      } else {
+        assert.ok(!JSON.stringify(objects).includes('nvidia.com/gpu'));
+      }
+    });
+  });
+}
