@@ -1,0 +1,223 @@
+/**
+ * A pool of onnxruntime worker threads. Jobs name a graph by key; the pool sends a graph's bytes to a worker
+ * the first time that worker runs it, remembers which keys each worker holds (evicting the least recently
+ * used beyond `sessionsPerWorker`), prefers idle workers that already hold the key, and queues the rest.
+ * A job whose signal fires is dropped from the queue, or, when already running, rejected at once (the worker
+ * finishes the native call and its result is discarded).
+ */
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { IntrospectError, cancelled, throwIfAborted } from '../../errors';
+import type { FromWorker, OrtDevice, TensorMessage, ToWorker, WorkerConfig } from './protocol';
+
+export interface PoolOptions {
+  workers: number;
+  intraOpThreads: number;
+  device: OrtDevice;
+  sessionsPerWorker: number;
+  log: (message: string) => void;
+}
+
+export interface PoolJob {
+  key: string;
+  /** The graph's ONNX bytes; called only when the chosen worker lacks the key. */
+  model: () => Uint8Array;
+  /** Buffers are transferred to the worker: pass arrays the caller no longer needs. */
+  feeds: Record<string, TensorMessage>;
+  fetches: string[];
+  signal?: AbortSignal;
+}
+
+export interface PoolStatus {
+  provider: OrtDevice;
+  note: string;
+}
+
+interface Pending {
+  job: PoolJob;
+  resolve: (out: Record<string, TensorMessage>) => void;
+  reject: (e: Error) => void;
+  onAbort?: () => void;
+}
+
+interface Slot {
+  worker: Worker;
+  /** Keys whose sessions this worker holds, least recently used first. */
+  keys: string[];
+  busy: Pending | null;
+  busyId: number;
+}
+
+export class WorkerPool {
+  private readonly slots: Slot[] = [];
+  private readonly queue: Pending[] = [];
+  private nextId = 1;
+  private closed = false;
+  private readonly readyPromise: Promise<PoolStatus>;
+  private current: PoolStatus;
+
+  constructor(private readonly opts: PoolOptions) {
+    this.current = { provider: opts.device, note: 'workers starting' };
+    const readies: Array<Promise<PoolStatus>> = [];
+    for (let i = 0; i < opts.workers; i++) readies.push(this.spawn(i));
+    this.readyPromise = Promise.all(readies).then((all) => {
+      const fellBack = all.find((s) => s.note !== '');
+      this.current = fellBack ?? all[0]!;
+      if (fellBack) opts.log(`onnxruntime: ${fellBack.note}`);
+      return this.current;
+    });
+    // Avoid an unhandled rejection when nobody awaits ready(); run() surfaces the error.
+    this.readyPromise.catch(() => undefined);
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  status(): PoolStatus {
+    return this.current;
+  }
+
+  ready(): Promise<PoolStatus> {
+    return this.readyPromise;
+  }
+
+  async run(job: PoolJob): Promise<Record<string, TensorMessage>> {
+    if (this.closed) throw new IntrospectError('failed-precondition', 'the onnxruntime engine is closed');
+    throwIfAborted(job.signal);
+    await this.readyPromise;
+    throwIfAborted(job.signal);
+    return new Promise((resolve, reject) => {
+      const p: Pending = { job, resolve, reject };
+      if (job.signal) {
+        p.onAbort = () => {
+          const i = this.queue.indexOf(p);
+          if (i >= 0) this.queue.splice(i, 1);
+          reject(abortError(job.signal!));
+        };
+        job.signal.addEventListener('abort', p.onAbort, { once: true });
+      }
+      this.queue.push(p);
+      this.pump();
+    });
+  }
+
+  /** Drops these sessions from every worker. */
+  release(predicate: (key: string) => boolean): void {
+    for (const s of this.slots) {
+      const keys = s.keys.filter(predicate);
+      if (keys.length === 0) continue;
+      s.keys = s.keys.filter((k) => !predicate(k));
+      const msg: ToWorker = { type: 'release', keys };
+      s.worker.postMessage(msg);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const err = new IntrospectError('cancelled', 'the onnxruntime engine was closed');
+    for (const p of this.queue.splice(0)) settle(p, () => p.reject(err));
+    for (const s of this.slots) if (s.busy) settle(s.busy, () => s.busy!.reject(err));
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+
+  private spawn(index: number): Promise<PoolStatus> {
+    const config: WorkerConfig = { intraOpThreads: this.opts.intraOpThreads, device: this.opts.device };
+    const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: config });
+    const slot: Slot = { worker, keys: [], busy: null, busyId: 0 };
+    this.slots[index] = slot;
+    return new Promise((resolve, reject) => {
+      let started = false;
+      worker.on('message', (msg: FromWorker) => {
+        if (msg.type === 'ready') {
+          started = true;
+          resolve({ provider: msg.provider, note: msg.note });
+          this.pump();
+          return;
+        }
+        this.settleSlot(slot, msg);
+      });
+      worker.on('error', (e) => {
+        if (!started) reject(new IntrospectError('internal', `onnxruntime worker failed to start: ${e.message}`));
+        this.workerDied(index, slot, e);
+      });
+      worker.on('exit', (code) => {
+        if (!started) reject(new IntrospectError('internal', `onnxruntime worker exited with code ${code} while starting`));
+        else if (!this.closed && this.slots[index] === slot) this.workerDied(index, slot, new Error(`exit code ${code}`));
+      });
+    });
+  }
+
+  private workerDied(index: number, slot: Slot, e: Error): void {
+    if (this.closed || this.slots[index] !== slot) return;
+    this.opts.log(`onnxruntime: worker ${index} died (${e.message}); starting a new one`);
+    const p = slot.busy;
+    slot.busy = null;
+    if (p) settle(p, () => p.reject(new IntrospectError('internal', `onnxruntime worker died: ${e.message}`)));
+    void slot.worker.terminate();
+    this.spawn(index).catch((err: Error) => this.opts.log(`onnxruntime: could not restart worker ${index}: ${err.message}`));
+  }
+
+  private settleSlot(slot: Slot, msg: FromWorker): void {
+    if (msg.type === 'ready' || msg.id !== slot.busyId || !slot.busy) return;
+    const p = slot.busy;
+    slot.busy = null;
+    if (msg.type === 'result') settle(p, () => p.resolve(msg.outputs));
+    else {
+      // A failed load leaves no session behind.
+      if (msg.message.startsWith('onnxruntime could not load')) slot.keys = slot.keys.filter((k) => k !== p.job.key);
+      settle(p, () => p.reject(new IntrospectError(msg.kind, msg.message)));
+    }
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0) {
+      const idle = this.slots.filter((s) => !s.busy);
+      if (idle.length === 0) return;
+      // Oldest job first; the idle worker that already holds its graph if there is one.
+      const p = this.queue[0]!;
+      const slot = idle.find((s) => s.keys.includes(p.job.key)) ?? idle[0]!;
+      this.queue.shift();
+      this.dispatch(slot, p);
+    }
+  }
+
+  private dispatch(slot: Slot, p: Pending): void {
+    const { job } = p;
+    let model: Uint8Array | undefined;
+    const evict: string[] = [];
+    const at = slot.keys.indexOf(job.key);
+    if (at >= 0) slot.keys.splice(at, 1);
+    else {
+      try {
+        model = job.model();
+      } catch (e) {
+        settle(p, () => p.reject(e as Error));
+        return;
+      }
+      while (slot.keys.length >= this.opts.sessionsPerWorker) evict.push(slot.keys.shift()!);
+    }
+    slot.keys.push(job.key);
+    slot.busy = p;
+    slot.busyId = this.nextId++;
+    const msg: ToWorker = { type: 'run', id: slot.busyId, key: job.key, model, evict, feeds: job.feeds, fetches: job.fetches };
+    const transfer = [...new Set(Object.values(job.feeds).map((t) => t.data.buffer as ArrayBuffer))];
+    slot.worker.postMessage(msg, transfer);
+  }
+}
+
+/** Settles a pending job once, detaching its abort listener. */
+function settle(p: Pending, fn: () => void): void {
+  if (p.onAbort && p.job.signal) p.job.signal.removeEventListener('abort', p.onAbort);
+  fn();
+}
+
+function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof IntrospectError) return reason;
+  return cancelled(reason instanceof Error ? reason.message : 'the request was cancelled');
+}

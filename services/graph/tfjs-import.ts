@@ -1,0 +1,705 @@
+/**
+ * TensorFlow.js LayersModel (Keras JSON + weight shards) → graph IR.
+ *
+ * Keras tensors are NHWC; the IR is NCHW. Feature maps map one to one ([H, W, C] → [C, H, W]), kernels are
+ * transposed, and a Flatten over a feature map with H·W > 1 yields a vector whose element order differs from
+ * Keras' (IR: c, h, w; Keras: h, w, c). Such vectors carry a permutation (`perm[i]` = Keras index of IR element
+ * i) that elementwise layers pass on and the next Dense / BatchNormalization absorbs into its weights.
+ */
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { invalidArgument, unimplemented } from '../errors';
+import type { IrGraph, IrNode, IrOp, Pads4, Pair, Shape, WeightTensor } from './ir';
+
+interface KerasLayer {
+  className: string;
+  name: string;
+  config: Record<string, unknown>;
+  inbound: string[];
+}
+
+interface KerasModel {
+  layers: KerasLayer[];
+  inputs: string[];
+  outputs: string[];
+  /** Input shape of a Sequential model whose first layer carries it ([H, W, C] or [F]). */
+  sequentialInputShape?: number[];
+}
+
+/** One Keras tensor as the IR holds it. */
+interface Value {
+  name: string; // IR value
+  shape: Shape; // IR (NCHW) per-sample shape
+  perm: Int32Array | null; // vectors only: Keras index of each IR element
+  /** The IR conv node (and its Keras layer) that produced this value with no activation: a BN may fold into it. */
+  foldable?: { node: IrNode; layer: string };
+}
+
+const SOFTMAX_DROPPED = 'softmax';
+
+export function importTfjsLayers(modelJson: unknown, weights: ArrayBuffer | Uint8Array): IrGraph {
+  const json = asRecord(modelJson, 'model.json');
+  const topology = asRecord(json.modelTopology ?? json, 'modelTopology');
+  const model = parseTopology(topology);
+  const weightMap = readWeights(json, weights);
+  return new Importer(model, weightMap).run();
+}
+
+/** Reads model.json and the weight shards its manifest names (paths relative to model.json). */
+export async function loadTfjsLayersFromDir(modelJsonPath: string): Promise<IrGraph> {
+  let text: string;
+  try {
+    text = await fs.readFile(modelJsonPath, 'utf8');
+  } catch (e) {
+    throw invalidArgument(`cannot read tfjs model ${modelJsonPath}: ${(e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw invalidArgument(`${modelJsonPath} is not JSON: ${(e as Error).message}`);
+  }
+  const manifest = asRecord(json, 'model.json').weightsManifest;
+  if (!Array.isArray(manifest)) throw invalidArgument(`${modelJsonPath} has no weightsManifest`);
+  const dir = path.dirname(modelJsonPath);
+  const parts: Uint8Array[] = [];
+  for (const group of manifest) {
+    const paths = asRecord(group, 'weightsManifest entry').paths;
+    if (!Array.isArray(paths)) throw invalidArgument(`${modelJsonPath}: a weightsManifest entry has no paths`);
+    for (const p of paths) {
+      if (typeof p !== 'string' || path.isAbsolute(p) || p.split(/[\\/]/).includes('..')) {
+        throw invalidArgument(`${modelJsonPath}: weight path ${JSON.stringify(p)} must be relative and inside the model folder`);
+      }
+      try {
+        parts.push(new Uint8Array(await fs.readFile(path.join(dir, p))));
+      } catch (e) {
+        throw invalidArgument(`cannot read weight shard ${p} of ${modelJsonPath}: ${(e as Error).message}`);
+      }
+    }
+  }
+  const total = parts.reduce((s, p) => s + p.byteLength, 0);
+  const all = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    all.set(p, off);
+    off += p.byteLength;
+  }
+  return importTfjsLayers(json, all);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Parsing
+
+function parseTopology(topology: Record<string, unknown>): KerasModel {
+  const className = topology.class_name;
+  const config = topology.config;
+  if (className === 'Sequential') {
+    const layersRaw = Array.isArray(config) ? config : asRecord(config, 'Sequential config').layers;
+    if (!Array.isArray(layersRaw) || layersRaw.length === 0) throw invalidArgument('Sequential model has no layers');
+    const layers: KerasLayer[] = [];
+    let prev = '';
+    let inputShape: number[] | undefined;
+    layersRaw.forEach((raw, i) => {
+      const l = asRecord(raw, 'layer');
+      const cfg = asRecord(l.config ?? {}, 'layer config');
+      const name = typeof cfg.name === 'string' ? cfg.name : `layer_${i}`;
+      const cls = String(l.class_name);
+      if (i === 0) {
+        const bis = cfg.batch_input_shape ?? cfg.batch_shape;
+        if (Array.isArray(bis)) inputShape = bis.slice(1).map(Number);
+        else if (Array.isArray(cfg.input_shape)) inputShape = cfg.input_shape.map(Number);
+      }
+      if (cls === 'InputLayer') {
+        prev = name;
+        layers.push({ className: cls, name, config: cfg, inbound: [] });
+        return;
+      }
+      if (prev === '') {
+        prev = '__input__';
+        layers.push({ className: 'InputLayer', name: prev, config: {}, inbound: [] });
+      }
+      layers.push({ className: cls, name, config: cfg, inbound: [prev] });
+      prev = name;
+    });
+    const input = layers[0]!.name;
+    return { layers, inputs: [input], outputs: [prev], sequentialInputShape: inputShape };
+  }
+  if (className === 'Model' || className === 'Functional') {
+    const cfg = asRecord(config, 'model config');
+    if (!Array.isArray(cfg.layers)) throw invalidArgument('functional model config has no layers');
+    const layers = cfg.layers.map((raw): KerasLayer => {
+      const l = asRecord(raw, 'layer');
+      const lcfg = asRecord(l.config ?? {}, 'layer config');
+      const name = String(l.name ?? lcfg.name);
+      const nodes = Array.isArray(l.inbound_nodes) ? l.inbound_nodes : [];
+      if (nodes.length > 1) {
+        throw unimplemented(`layer ${name} (${String(l.class_name)}) is called ${nodes.length} times; shared layers are not supported`);
+      }
+      return { className: String(l.class_name), name, config: lcfg, inbound: nodes.length ? inboundNames(nodes[0], name) : [] };
+    });
+    return { layers, inputs: refNames(cfg.input_layers), outputs: refNames(cfg.output_layers) };
+  }
+  throw unimplemented(`tfjs model class ${String(className)} is not supported (Sequential and functional models are)`);
+}
+
+/** Keras 2 (`[[name, node, tensor, kwargs], ...]`) and Keras 3 (`{args: [keras tensors]}`) inbound nodes. */
+function inboundNames(node: unknown, layer: string): string[] {
+  if (Array.isArray(node)) {
+    return node.map((ref) => {
+      if (!Array.isArray(ref) || typeof ref[0] !== 'string') throw invalidArgument(`layer ${layer}: bad inbound node`);
+      if (Number(ref[2] ?? 0) !== 0) throw unimplemented(`layer ${layer}: multi-output inbound layers are not supported`);
+      return ref[0];
+    });
+  }
+  const args = asRecord(node, `layer ${layer} inbound node`).args;
+  const names: string[] = [];
+  const visit = (a: unknown): void => {
+    if (Array.isArray(a)) a.forEach(visit);
+    else if (a && typeof a === 'object') {
+      const hist = (a as { config?: { keras_history?: unknown } }).config?.keras_history;
+      if (Array.isArray(hist) && typeof hist[0] === 'string') names.push(hist[0]);
+    }
+  };
+  visit(args);
+  return names;
+}
+
+function refNames(refs: unknown): string[] {
+  if (!Array.isArray(refs)) throw invalidArgument('functional model lacks input_layers / output_layers');
+  // [[name, 0, 0], ...] or, for a single tensor, [name, 0, 0]
+  if (typeof refs[0] === 'string') return [refs[0]];
+  return refs.map((r) => {
+    if (!Array.isArray(r) || typeof r[0] !== 'string') throw invalidArgument('bad input_layers / output_layers entry');
+    return r[0];
+  });
+}
+
+function readWeights(json: Record<string, unknown>, weights: ArrayBuffer | Uint8Array): Map<string, WeightTensor> {
+  const bytes = weights instanceof Uint8Array ? weights : new Uint8Array(weights);
+  let specs: unknown[];
+  if (Array.isArray(json.weightsManifest)) {
+    specs = json.weightsManifest.flatMap((g) => {
+      const w = asRecord(g, 'weightsManifest entry').weights;
+      return Array.isArray(w) ? w : [];
+    });
+  } else if (Array.isArray(json.weightSpecs)) {
+    specs = json.weightSpecs;
+  } else {
+    throw invalidArgument('model.json has neither weightsManifest nor weightSpecs');
+  }
+  const map = new Map<string, WeightTensor>();
+  let offset = 0;
+  for (const raw of specs) {
+    const spec = asRecord(raw, 'weight spec');
+    const name = String(spec.name);
+    const shape = Array.isArray(spec.shape) ? spec.shape.map(Number) : [];
+    if (spec.quantization !== undefined) throw unimplemented(`weight ${name} is quantized; only float32 weights are supported`);
+    if (spec.dtype !== 'float32') throw unimplemented(`weight ${name} has dtype ${String(spec.dtype)}; only float32 is supported`);
+    const count = shape.reduce((a, b) => a * b, 1);
+    const end = offset + count * 4;
+    if (end > bytes.byteLength) {
+      throw invalidArgument(`weight data too short: ${name} needs bytes ${offset}..${end}, have ${bytes.byteLength}`);
+    }
+    const data = new Float32Array(count);
+    new Uint8Array(data.buffer).set(bytes.subarray(offset, end));
+    offset = end;
+    map.set(name, { shape, data });
+  }
+  if (offset !== bytes.byteLength) {
+    throw invalidArgument(`weight data is ${bytes.byteLength} bytes but the manifest describes ${offset}`);
+  }
+  return map;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Conversion
+
+class Importer {
+  private readonly nodes: IrNode[] = [];
+  private readonly weights = new Map<string, WeightTensor>();
+  private readonly shapes = new Map<string, Shape>();
+  private readonly values = new Map<string, Value>();
+  private readonly consumers = new Map<string, number>();
+  private readonly usedWeights = new Set<string>();
+
+  constructor(
+    private readonly model: KerasModel,
+    private readonly source: Map<string, WeightTensor>,
+  ) {}
+
+  run(): IrGraph {
+    const { model } = this;
+    if (model.inputs.length !== 1) throw unimplemented(`models with ${model.inputs.length} inputs are not supported`);
+    if (model.outputs.length !== 1) throw unimplemented(`models with ${model.outputs.length} outputs are not supported`);
+    for (const l of model.layers) for (const i of l.inbound) this.consumers.set(i, (this.consumers.get(i) ?? 0) + 1);
+    const order = this.topologicalOrder();
+    let input: { name: string; shape: Shape } | undefined;
+    for (const layer of order) {
+      if (layer.className === 'InputLayer') {
+        if (layer.name !== model.inputs[0]) throw unimplemented(`extra input layer ${layer.name}`);
+        input = this.inputLayer(layer);
+        continue;
+      }
+      const ins = layer.inbound.map((n) => {
+        const v = this.values.get(n);
+        if (!v) throw invalidArgument(`layer ${layer.name} reads ${n}, which is not defined before it`);
+        return v;
+      });
+      this.values.set(layer.name, this.layer(layer, ins, layer.name === model.outputs[0]));
+    }
+    if (!input) throw invalidArgument('the model has no input layer');
+    const out = this.values.get(model.outputs[0]!);
+    if (!out) throw invalidArgument(`output layer ${model.outputs[0]} was not built`);
+    if (out.perm) throw unimplemented(`the model output ${model.outputs[0]} is a flattened feature map; add a Dense layer`);
+    if (out.name === input.name) throw invalidArgument('the model has no layers between input and output');
+    for (const k of this.source.keys()) {
+      if (!this.usedWeights.has(k)) throw invalidArgument(`weight ${k} belongs to no supported layer`);
+    }
+    return { input, output: out.name, nodes: this.nodes, weights: this.weights, shapes: this.shapes };
+  }
+
+  private topologicalOrder(): KerasLayer[] {
+    const byName = new Map(this.model.layers.map((l) => [l.name, l]));
+    const order: KerasLayer[] = [];
+    const state = new Map<string, 'visiting' | 'done'>();
+    const visit = (name: string): void => {
+      const s = state.get(name);
+      if (s === 'done') return;
+      if (s === 'visiting') throw invalidArgument(`the layer graph has a cycle at ${name}`);
+      const l = byName.get(name);
+      if (!l) throw invalidArgument(`unknown layer ${name}`);
+      state.set(name, 'visiting');
+      l.inbound.forEach(visit);
+      state.set(name, 'done');
+      order.push(l);
+    };
+    visit(this.model.outputs[0]!);
+    return order;
+  }
+
+  private inputLayer(layer: KerasLayer): { name: string; shape: Shape } {
+    const bis = layer.config.batch_input_shape ?? layer.config.batch_shape;
+    const kerasShape = Array.isArray(bis) ? bis.slice(1).map(Number) : this.model.sequentialInputShape;
+    if (!kerasShape || kerasShape.some((d) => !Number.isInteger(d) || d <= 0)) {
+      throw invalidArgument(`input layer ${layer.name} needs a fixed input shape, got ${JSON.stringify(kerasShape)}`);
+    }
+    const shape = kerasShape.length === 3 ? [kerasShape[2]!, kerasShape[0]!, kerasShape[1]!] : kerasShape;
+    const name = layer.name === '__input__' ? 'input' : layer.name;
+    this.shapes.set(name, shape);
+    this.values.set(layer.name, { name, shape, perm: null });
+    return { name, shape };
+  }
+
+  private layer(layer: KerasLayer, ins: Value[], isOutput: boolean): Value {
+    const cfg = layer.config;
+    const one = (): Value => {
+      if (ins.length !== 1) throw invalidArgument(`layer ${layer.name} (${layer.className}) takes one input, got ${ins.length}`);
+      return ins[0]!;
+    };
+    switch (layer.className) {
+      case 'Conv2D':
+        return this.conv(layer, one(), false, isOutput);
+      case 'DepthwiseConv2D':
+        return this.conv(layer, one(), true, isOutput);
+      case 'Dense':
+        return this.dense(layer, one(), isOutput);
+      case 'BatchNormalization':
+        return this.batchNorm(layer, one());
+      case 'Activation':
+        return this.activation(layer, one(), String(cfg.activation ?? 'linear'), isOutput, layer.name);
+      case 'ReLU':
+        return this.reluLayer(layer, one());
+      case 'LeakyReLU': {
+        const alpha = Number(cfg.alpha ?? cfg.negative_slope ?? 0.3);
+        return this.elementwise(layer.name, { op: 'leaky_relu', alpha }, one());
+      }
+      case 'Softmax':
+        if (!isOutput) throw unimplemented(`layer ${layer.name} (Softmax): softmax is supported only as the last layer`);
+        return one();
+      case 'MaxPooling2D':
+      case 'AveragePooling2D':
+        return this.pool(layer, one());
+      case 'GlobalAveragePooling2D':
+      case 'GlobalMaxPooling2D':
+        return this.globalPool(layer, one());
+      case 'Flatten':
+        return this.flatten(layer.name, one());
+      case 'Dropout':
+      case 'SpatialDropout2D':
+      case 'GaussianDropout':
+      case 'GaussianNoise':
+      case 'AlphaDropout':
+        return { ...one(), foldable: undefined };
+      case 'ZeroPadding2D':
+        return this.zeroPad(layer, one());
+      case 'Add':
+        return this.add(layer, ins);
+      case 'Concatenate':
+        return this.concat(layer, ins);
+      case 'Reshape':
+        return this.reshape(layer, one());
+      default:
+        throw unimplemented(`layer ${layer.name}: Keras layer class ${layer.className} is not supported`);
+    }
+  }
+
+  // --- helpers -------------------------------------------------------------------------------------------
+
+  private weight(layer: KerasLayer, suffix: string, required = true): WeightTensor | undefined {
+    for (const [k, w] of this.source) {
+      if (k === `${layer.name}/${suffix}` || k.endsWith(`/${layer.name}/${suffix}`)) {
+        this.usedWeights.add(k);
+        return w;
+      }
+    }
+    if (required) throw invalidArgument(`layer ${layer.name}: weight ${suffix} is missing from the weight manifest`);
+    return undefined;
+  }
+
+  private addWeight(name: string, shape: number[], data: Float32Array): string {
+    this.weights.set(name, { shape, data });
+    return name;
+  }
+
+  private addNode(name: string, op: IrOp, inputs: string[], shape: Shape): string {
+    let unique = name;
+    for (let i = 1; this.shapes.has(unique); i++) unique = `${name}_${i}`;
+    this.nodes.push({ name: unique, inputs, output: unique, op });
+    this.shapes.set(unique, shape);
+    return unique;
+  }
+
+  private elementwise(name: string, op: IrOp, x: Value): Value {
+    return { name: this.addNode(name, op, [x.name], x.shape), shape: x.shape, perm: x.perm };
+  }
+
+  private activation(layer: KerasLayer, x: Value, act: string, isOutput: boolean, nodeName: string): Value {
+    switch (act) {
+      case 'linear':
+        return x;
+      case 'relu':
+        return this.elementwise(nodeName, { op: 'relu' }, x);
+      case 'relu6':
+        return this.elementwise(nodeName, { op: 'clip', min: 0, max: 6 }, x);
+      case 'sigmoid':
+        return this.elementwise(nodeName, { op: 'sigmoid' }, x);
+      case 'tanh':
+        return this.elementwise(nodeName, { op: 'tanh' }, x);
+      case SOFTMAX_DROPPED:
+        if (!isOutput) throw unimplemented(`layer ${layer.name} (${layer.className}): softmax is supported only as the last layer`);
+        return x;
+      default:
+        throw unimplemented(`layer ${layer.name} (${layer.className}): activation ${act} is not supported`);
+    }
+  }
+
+  private reluLayer(layer: KerasLayer, x: Value): Value {
+    const cfg = layer.config;
+    const maxValue = cfg.max_value === null || cfg.max_value === undefined ? null : Number(cfg.max_value);
+    const slope = Number(cfg.negative_slope ?? 0);
+    const threshold = Number(cfg.threshold ?? 0);
+    if (threshold !== 0) throw unimplemented(`layer ${layer.name} (ReLU): threshold ${threshold} is not supported`);
+    if (slope !== 0 && maxValue !== null) {
+      throw unimplemented(`layer ${layer.name} (ReLU): negative_slope together with max_value is not supported`);
+    }
+    if (slope !== 0) return this.elementwise(layer.name, { op: 'leaky_relu', alpha: slope }, x);
+    if (maxValue !== null) return this.elementwise(layer.name, { op: 'clip', min: 0, max: maxValue }, x);
+    return this.elementwise(layer.name, { op: 'relu' }, x);
+  }
+
+  private requireMap(layer: KerasLayer, x: Value): [number, number, number] {
+    if (x.shape.length !== 3) {
+      throw unimplemented(`layer ${layer.name} (${layer.className}) needs a [H, W, C] input, got per-sample rank ${x.shape.length}`);
+    }
+    const fmt = layer.config.data_format;
+    if (fmt !== undefined && fmt !== null && fmt !== 'channels_last') {
+      throw unimplemented(`layer ${layer.name} (${layer.className}): data_format ${String(fmt)} is not supported`);
+    }
+    return [x.shape[0]!, x.shape[1]!, x.shape[2]!];
+  }
+
+  private conv(layer: KerasLayer, x: Value, depthwise: boolean, isOutput: boolean): Value {
+    const cfg = layer.config;
+    const [cin, h, w] = this.requireMap(layer, x);
+    const kernel = pair(cfg.kernel_size, layer);
+    const strides = pair(cfg.strides ?? 1, layer);
+    const dilations = pair(cfg.dilation_rate ?? 1, layer);
+    const pads = padsFor(String(cfg.padding ?? 'valid'), [h, w], kernel, strides, dilations, layer);
+    const [kh, kw] = kernel;
+    let weight: Float32Array;
+    let cout: number;
+    let group: number;
+    if (depthwise) {
+      const k = this.weight(layer, 'depthwise_kernel')!; // [kh, kw, cin, mult]
+      const mult = k.shape[3]!;
+      expectShape(k, [kh, kw, cin, mult], layer);
+      cout = cin * mult;
+      group = cin;
+      weight = new Float32Array(cout * kh * kw);
+      for (let c = 0; c < cin; c++)
+        for (let m = 0; m < mult; m++)
+          for (let i = 0; i < kh; i++)
+            for (let j = 0; j < kw; j++) weight[((c * mult + m) * kh + i) * kw + j] = k.data[((i * kw + j) * cin + c) * mult + m]!;
+    } else {
+      const k = this.weight(layer, 'kernel')!; // [kh, kw, cin / g, cout]
+      group = Number(cfg.groups ?? 1);
+      const cpg = cin / group;
+      cout = k.shape[3]!;
+      expectShape(k, [kh, kw, cpg, cout], layer);
+      weight = new Float32Array(cout * cpg * kh * kw);
+      for (let o = 0; o < cout; o++)
+        for (let c = 0; c < cpg; c++)
+          for (let i = 0; i < kh; i++)
+            for (let j = 0; j < kw; j++) weight[((o * cpg + c) * kh + i) * kw + j] = k.data[((i * kw + j) * cpg + c) * cout + o]!;
+    }
+    const useBias = cfg.use_bias !== false;
+    const wName = this.addWeight(`${layer.name}/kernel`, [cout, depthwise ? 1 : cin / group, kh, kw], weight);
+    let bName: string | undefined;
+    if (useBias) {
+      const b = this.weight(layer, 'bias')!;
+      expectShape(b, [cout], layer);
+      bName = this.addWeight(`${layer.name}/bias`, [cout], Float32Array.from(b.data));
+    }
+    const ho = Math.floor((h + pads[0] + pads[2] - dilations[0] * (kh - 1) - 1) / strides[0]) + 1;
+    const wo = Math.floor((w + pads[1] + pads[3] - dilations[1] * (kw - 1) - 1) / strides[1]) + 1;
+    const op: IrOp = { op: 'conv', weight: wName, bias: bName, kernel, strides, pads, dilations, group };
+    const name = this.addNode(layer.name, op, [x.name], [cout, ho, wo]);
+    const z: Value = { name, shape: [cout, ho, wo], perm: null };
+    const act = String(cfg.activation ?? 'linear');
+    if (act === 'linear') return { ...z, foldable: { node: this.nodes[this.nodes.length - 1]!, layer: layer.name } };
+    return this.activation(layer, z, act, isOutput, `${layer.name}/${act}`);
+  }
+
+  private dense(layer: KerasLayer, x: Value, isOutput: boolean): Value {
+    if (x.shape.length !== 1) {
+      throw unimplemented(`layer ${layer.name} (Dense) on a per-sample rank-${x.shape.length} input is not supported; flatten first`);
+    }
+    const n = x.shape[0]!;
+    const k = this.weight(layer, 'kernel')!; // [in, out]
+    const units = k.shape[1]!;
+    expectShape(k, [n, units], layer);
+    const weight = new Float32Array(units * n);
+    for (let i = 0; i < n; i++) {
+      const src = x.perm ? x.perm[i]! : i;
+      for (let o = 0; o < units; o++) weight[o * n + i] = k.data[src * units + o]!;
+    }
+    const wName = this.addWeight(`${layer.name}/kernel`, [units, n], weight);
+    let bName: string | undefined;
+    if (layer.config.use_bias !== false) {
+      const b = this.weight(layer, 'bias')!;
+      expectShape(b, [units], layer);
+      bName = this.addWeight(`${layer.name}/bias`, [units], Float32Array.from(b.data));
+    }
+    const name = this.addNode(layer.name, { op: 'dense', weight: wName, bias: bName }, [x.name], [units]);
+    const y: Value = { name, shape: [units], perm: null };
+    const act = String(layer.config.activation ?? 'linear');
+    return this.activation(layer, y, act, isOutput, `${layer.name}/${act}`);
+  }
+
+  private batchNorm(layer: KerasLayer, x: Value): Value {
+    const cfg = layer.config;
+    const rank = x.shape.length;
+    const axis = Array.isArray(cfg.axis) ? cfg.axis : [cfg.axis ?? -1];
+    if (axis.length !== 1 || !(Number(axis[0]) === -1 || Number(axis[0]) === rank)) {
+      throw unimplemented(`layer ${layer.name} (BatchNormalization): only the channel axis (-1) is supported, got ${JSON.stringify(cfg.axis)}`);
+    }
+    const c = x.shape[0]!;
+    const eps = Number(cfg.epsilon ?? 1e-3);
+    const mean = this.weight(layer, 'moving_mean')!;
+    const variance = this.weight(layer, 'moving_variance')!;
+    const gamma = cfg.scale === false ? undefined : this.weight(layer, 'gamma');
+    const beta = cfg.center === false ? undefined : this.weight(layer, 'beta');
+    for (const t of [mean, variance, gamma, beta]) if (t) expectShape(t, [c], layer);
+    const scale = new Float32Array(c);
+    const shift = new Float32Array(c);
+    for (let i = 0; i < c; i++) {
+      const k = x.perm ? x.perm[i]! : i;
+      scale[i] = (gamma ? gamma.data[k]! : 1) / Math.sqrt(variance.data[k]! + eps);
+      shift[i] = (beta ? beta.data[k]! : 0) - mean.data[k]! * scale[i]!;
+    }
+    const conv = x.foldable?.node;
+    if (conv && conv.op.op === 'conv' && this.consumers.get(x.foldable!.layer) === 1) {
+      // Fold into the conv (IR convention): W'[o] = W[o]·s[o], b' = b·s + t.
+      const w = this.weights.get(conv.op.weight)!;
+      const per = w.data.length / c;
+      for (let o = 0; o < c; o++) for (let i = 0; i < per; i++) w.data[o * per + i]! *= scale[o]!;
+      const bias = conv.op.bias ? this.weights.get(conv.op.bias)!.data : new Float32Array(c);
+      for (let o = 0; o < c; o++) bias[o] = bias[o]! * scale[o]! + shift[o]!;
+      if (!conv.op.bias) conv.op.bias = this.addWeight(`${conv.name}/bias`, [c], bias);
+      conv.op.batchNormFolded = true;
+      return { name: x.name, shape: x.shape, perm: null };
+    }
+    const sName = this.addWeight(`${layer.name}/scale`, [c], scale);
+    const tName = this.addWeight(`${layer.name}/shift`, [c], shift);
+    return this.elementwise(layer.name, { op: 'affine', scale: sName, shift: tName }, x);
+  }
+
+  private pool(layer: KerasLayer, x: Value): Value {
+    const cfg = layer.config;
+    const [c, h, w] = this.requireMap(layer, x);
+    const kernel = pair(cfg.pool_size ?? 2, layer);
+    const strides = cfg.strides === null || cfg.strides === undefined ? kernel : pair(cfg.strides, layer);
+    const pads = padsFor(String(cfg.padding ?? 'valid'), [h, w], kernel, strides, [1, 1], layer);
+    const ho = Math.floor((h + pads[0] + pads[2] - kernel[0]) / strides[0]) + 1;
+    const wo = Math.floor((w + pads[1] + pads[3] - kernel[1]) / strides[1]) + 1;
+    const op: IrOp = {
+      op: layer.className === 'MaxPooling2D' ? 'max_pool' : 'avg_pool',
+      kernel,
+      strides,
+      pads,
+      ceilMode: false,
+      countIncludePad: false, // TF's 'same' average pooling divides by the cells inside the image
+    };
+    const name = this.addNode(layer.name, op, [x.name], [c, ho, wo]);
+    return { name, shape: [c, ho, wo], perm: null };
+  }
+
+  private globalPool(layer: KerasLayer, x: Value): Value {
+    const [c] = this.requireMap(layer, x);
+    const op: IrOp = { op: layer.className === 'GlobalMaxPooling2D' ? 'global_max_pool' : 'global_avg_pool' };
+    const pooled = this.addNode(layer.name, op, [x.name], [c, 1, 1]);
+    if (layer.config.keepdims === true) return { name: pooled, shape: [c, 1, 1], perm: null };
+    const name = this.addNode(`${layer.name}/flatten`, { op: 'flatten' }, [pooled], [c]);
+    return { name, shape: [c], perm: null };
+  }
+
+  private flatten(name: string, x: Value): Value {
+    const size = x.shape.reduce((a, b) => a * b, 1);
+    let perm: Int32Array | null = x.perm;
+    if (x.shape.length === 3 && x.shape[1]! * x.shape[2]! > 1) {
+      const [c, h, w] = x.shape as [number, number, number];
+      perm = new Int32Array(size);
+      for (let ci = 0; ci < c; ci++)
+        for (let hi = 0; hi < h; hi++) for (let wi = 0; wi < w; wi++) perm[(ci * h + hi) * w + wi] = (hi * w + wi) * c + ci;
+    } else if (x.shape.length > 1 && x.shape.length !== 3) {
+      throw unimplemented(`layer ${name} (Flatten) of a per-sample rank-${x.shape.length} tensor is not supported`);
+    }
+    if (x.shape.length === 1) return x;
+    const out = this.addNode(name, { op: 'flatten' }, [x.name], [size]);
+    return { name: out, shape: [size], perm };
+  }
+
+  private zeroPad(layer: KerasLayer, x: Value): Value {
+    const [c, h, w] = this.requireMap(layer, x);
+    const p = layer.config.padding ?? 1;
+    let t: number, b: number, l: number, r: number;
+    if (typeof p === 'number') [t, b, l, r] = [p, p, p, p];
+    else if (Array.isArray(p) && p.length === 2 && p.every((q) => typeof q === 'number')) {
+      [t, b, l, r] = [Number(p[0]), Number(p[0]), Number(p[1]), Number(p[1])];
+    } else if (Array.isArray(p) && p.length === 2 && p.every((q) => Array.isArray(q) && q.length === 2)) {
+      const q = p as number[][];
+      [t, b, l, r] = [q[0]![0]!, q[0]![1]!, q[1]![0]!, q[1]![1]!];
+    } else throw invalidArgument(`layer ${layer.name} (ZeroPadding2D): bad padding ${JSON.stringify(p)}`);
+    const shape = [c, h + t + b, w + l + r];
+    const name = this.addNode(layer.name, { op: 'pad', pads: [0, t, l, 0, b, r], value: 0 }, [x.name], shape);
+    return { name, shape, perm: null };
+  }
+
+  private add(layer: KerasLayer, ins: Value[]): Value {
+    if (ins.length < 2) throw invalidArgument(`layer ${layer.name} (Add) needs at least two inputs`);
+    let acc = ins[0]!;
+    for (let i = 1; i < ins.length; i++) {
+      const y = ins[i]!;
+      if (!sameShape(acc.shape, y.shape)) {
+        throw unimplemented(`layer ${layer.name} (Add): inputs of shapes ${JSON.stringify(acc.shape)} and ${JSON.stringify(y.shape)}`);
+      }
+      if (!samePerm(acc.perm, y.perm)) throw unimplemented(`layer ${layer.name} (Add): inputs flattened in different orders`);
+      const name = this.addNode(i === ins.length - 1 ? layer.name : `${layer.name}/${i}`, { op: 'add' }, [acc.name, y.name], acc.shape);
+      acc = { name, shape: acc.shape, perm: acc.perm };
+    }
+    return acc;
+  }
+
+  private concat(layer: KerasLayer, ins: Value[]): Value {
+    if (ins.length < 2) throw invalidArgument(`layer ${layer.name} (Concatenate) needs at least two inputs`);
+    const rank = ins[0]!.shape.length;
+    let kAxis = Number(layer.config.axis ?? -1);
+    if (kAxis < 0) kAxis += rank + 1; // Keras axes count the batch
+    const axis = rank === 3 ? [NaN, 1, 2, 0][kAxis]! : kAxis - 1;
+    if (!(axis >= 0 && axis < rank)) throw invalidArgument(`layer ${layer.name} (Concatenate): bad axis ${String(layer.config.axis)}`);
+    const shape = [...ins[0]!.shape];
+    shape[axis] = 0;
+    for (const v of ins) {
+      if (v.shape.length !== rank || v.shape.some((d, i) => i !== axis && d !== ins[0]!.shape[i])) {
+        throw invalidArgument(`layer ${layer.name} (Concatenate): incompatible input shapes`);
+      }
+      shape[axis]! += v.shape[axis]!;
+    }
+    let perm: Int32Array | null = null;
+    if (rank === 1 && ins.some((v) => v.perm)) {
+      perm = new Int32Array(shape[0]!);
+      let off = 0;
+      for (const v of ins) {
+        for (let i = 0; i < v.shape[0]!; i++) perm[off + i] = off + (v.perm ? v.perm[i]! : i);
+        off += v.shape[0]!;
+      }
+    }
+    const name = this.addNode(layer.name, { op: 'concat', axis }, ins.map((v) => v.name), shape);
+    return { name, shape, perm };
+  }
+
+  private reshape(layer: KerasLayer, x: Value): Value {
+    const target = layer.config.target_shape;
+    if (!Array.isArray(target)) throw invalidArgument(`layer ${layer.name} (Reshape) has no target_shape`);
+    const size = x.shape.reduce((a, b) => a * b, 1);
+    const t = target.map(Number);
+    const known = t.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
+    const resolved = t.map((d) => (d === -1 ? size / known : d));
+    if (resolved.reduce((a, b) => a * b, 1) !== size || resolved.some((d) => !Number.isInteger(d) || d <= 0)) {
+      throw invalidArgument(`layer ${layer.name} (Reshape): cannot reshape ${size} elements to ${JSON.stringify(target)}`);
+    }
+    if (resolved.length === 1) return this.flatten(layer.name, x);
+    const spatial = (s: number[]): number => (s.length === 3 ? s[0]! * s[1]! : 1); // Keras [H, W, C]
+    const kerasIn = x.shape.length === 3 ? [x.shape[1]!, x.shape[2]!, x.shape[0]!] : x.shape;
+    // Layouts agree when neither side has more than one spatial position ([1, 1, C] ↔ [C]).
+    if (!x.perm && spatial(kerasIn) === 1 && resolved.length === 3 && spatial(resolved) === 1) {
+      const shape = [resolved[2]!, 1, 1];
+      const name = this.addNode(layer.name, { op: 'reshape', shape }, [x.name], shape);
+      return { name, shape, perm: null };
+    }
+    throw unimplemented(
+      `layer ${layer.name} (Reshape) from ${JSON.stringify(kerasIn)} to ${JSON.stringify(resolved)} changes the NHWC element order; not supported`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+function asRecord(v: unknown, what: string): Record<string, unknown> {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw invalidArgument(`${what} is not an object`);
+  return v as Record<string, unknown>;
+}
+
+function pair(v: unknown, layer: KerasLayer): Pair {
+  if (typeof v === 'number') return [v, v];
+  if (Array.isArray(v) && v.length === 2) return [Number(v[0]), Number(v[1])];
+  throw invalidArgument(`layer ${layer.name}: expected a number or a pair, got ${JSON.stringify(v)}`);
+}
+
+/** TensorFlow's padding: 'valid' = none; 'same' = output ceil(in / stride), the odd cell at the bottom/right. */
+function padsFor(mode: string, size: Pair, kernel: Pair, strides: Pair, dilations: Pair, layer: KerasLayer): Pads4 {
+  if (mode === 'valid') return [0, 0, 0, 0];
+  if (mode !== 'same') throw unimplemented(`layer ${layer.name}: padding ${mode} is not supported`);
+  const total = [0, 1].map((a) => {
+    const out = Math.ceil(size[a]! / strides[a]!);
+    return Math.max((out - 1) * strides[a]! + (kernel[a]! - 1) * dilations[a]! + 1 - size[a]!, 0);
+  });
+  const top = Math.floor(total[0]! / 2);
+  const left = Math.floor(total[1]! / 2);
+  return [top, left, total[0]! - top, total[1]! - left];
+}
+
+function expectShape(t: WeightTensor, shape: number[], layer: KerasLayer): void {
+  if (!sameShape(t.shape, shape)) {
+    throw invalidArgument(`layer ${layer.name}: weight of shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(shape)}`);
+  }
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function samePerm(a: Int32Array | null, b: Int32Array | null): boolean {
+  if (!a || !b) return a === b;
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
