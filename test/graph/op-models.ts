@@ -137,7 +137,8 @@ export function opModels(): OpModel[] {
       const gate = b.node('Sigmoid', [b.node('GlobalAveragePool', [rsub])]);
       const se = b.node('Mul', [gate, rsub]);
       const diff = b.node('Sub', [se, c]);
-      return b.node('Add', [diff, b.node('Mul', [diff, c])]);
+      const sum = b.node('Add', [diff, b.node('Mul', [diff, c])]);
+      return b.node('Add', [b.node('GlobalMaxPool', [c]), sum]);
     }),
     model(
       'Concat (with a constant), Pad, Slice (negative, strided), Identity',

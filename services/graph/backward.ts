@@ -1,0 +1,463 @@
+/**
+ * Batched attribution graphs: one ONNX inference graph that runs the forward pass once for one image and
+ * then a backward pass for B objectives at once (SPEC §2).
+ *
+ *   inputs  `input`  float [1, C, H, W]   the image, in the model's input space
+ *           `select` float [B, K]         row b weights the K per-channel objectives (normally one-hot);
+ *                                         K = channels of conv layer `layer`, or the number of classes
+ *   output  `attribution` float [B, C, H, W] = d(sum_k select[b,k] * objective_k) / d(input)
+ *
+ * Objectives: conv channel k of z_j: abs_sum = sum |z_j[k]| (seed sign(z_j[k])), relu_sum =
+ * sum relu(z_j[k]) (seed z_j[k] > 0); logit: the seed is the select row on the logits.
+ * Rules at ReLU: gradient passes where the forward input > 0; guided where the forward input > 0 and the
+ * incoming gradient > 0; deconv passes the positive incoming gradient. Other activations apply their
+ * derivative, and under guided/deconv also drop negative incoming gradients.
+ *
+ * Each backward pass is linear in the seed, so the forward values (masks, pool arg-maxes) are computed
+ * once at batch 1 and broadcast over the B rows.
+ */
+import type { IrGraph, IrNode, PoolOp, Shape } from './ir';
+import { OnnxBuilder } from './onnx-builder';
+import { ForwardEmitter, poolAttrs } from './ir-to-onnx';
+import { convLayers } from './layers';
+import { ancestors } from './ir-util';
+import { shapeSize } from './ir-shapes';
+import { invalidArgument } from '../errors';
+
+export type AttributionSpec =
+  | { target: 'conv'; layer: number; objective: 'abs_sum' | 'relu_sum' }
+  | { target: 'logit' };
+
+export type AttributionRule = 'gradient' | 'guided' | 'deconv';
+
+/** How a convolution's input gradient is computed (both exact; speed differs by shape and engine). */
+export type ConvBackwardForm = 'conv_transpose' | 'flipped_conv';
+
+export interface AttributionExportOptions {
+  /** Default 'conv_transpose' (measured the faster on ORT CPU; see bench/graph-gbp.ts). */
+  convBackward?: ConvBackwardForm;
+}
+
+const BACKWARD_OPSET = 16; // ScatterElements with reduction
+
+export function exportAttribution(
+  g: IrGraph,
+  spec: AttributionSpec,
+  rule: AttributionRule,
+  opts: AttributionExportOptions = {},
+): Uint8Array {
+  if (rule !== 'gradient' && rule !== 'guided' && rule !== 'deconv') throw invalidArgument(`unknown attribution rule '${String(rule)}'`);
+  let target: string;
+  let seedKind: 'abs_sum' | 'relu_sum' | 'logit';
+  if (spec.target === 'conv') {
+    const layers = convLayers(g);
+    if (!Number.isInteger(spec.layer) || spec.layer < 0 || spec.layer >= layers.length) {
+      throw invalidArgument(`conv layer ${spec.layer} does not exist (the model has ${layers.length} conv layers)`);
+    }
+    if (spec.objective !== 'abs_sum' && spec.objective !== 'relu_sum') {
+      throw invalidArgument(`unknown neuron objective '${String(spec.objective)}'`);
+    }
+    target = layers[spec.layer].output;
+    seedKind = spec.objective;
+  } else if (spec.target === 'logit') {
+    target = g.output;
+    seedKind = 'logit';
+  } else {
+    throw invalidArgument(`unknown attribution target '${String((spec as { target: unknown }).target)}'`);
+  }
+  return new AttributionBuilder(g, rule, opts.convBackward ?? 'conv_transpose').build(target, seedKind);
+}
+
+class AttributionBuilder {
+  private readonly b = new OnnxBuilder('attribution');
+  private readonly fwd = new Map<string, string>();
+  /** Forward arg-max one-hots / indices of pooling nodes, by node name. */
+  private readonly poolIndices = new Map<string, string>();
+  private readonly em: ForwardEmitter;
+  private readonly input: string;
+
+  constructor(
+    private readonly g: IrGraph,
+    private readonly rule: AttributionRule,
+    private readonly convForm: ConvBackwardForm,
+  ) {
+    this.input = this.b.input('input', [1, ...g.input.shape]);
+    this.em = new ForwardEmitter(this.b, g, this.input);
+  }
+
+  private shape(v: string): Shape {
+    return this.g.shapes.get(v) as Shape;
+  }
+
+  build(target: string, seedKind: 'abs_sum' | 'relu_sum' | 'logit'): Uint8Array {
+    const b = this.b;
+    const g = this.g;
+    const select = b.input('select', ['B', seedKind === 'logit' ? shapeSize(this.shape(target)) : this.shape(target)[0]]);
+    b.reserve('attribution');
+    const nodes = ancestors(g, target);
+
+    // forward, batch 1
+    this.fwd.set(g.input.name, this.input);
+    for (const n of nodes) this.fwd.set(n.output, this.forwardNode(n));
+
+    // which values carry gradient
+    const live = new Set<string>([g.input.name]);
+    for (const n of nodes) if (n.inputs.some((v) => live.has(v))) live.add(n.output);
+    if (!live.has(target)) throw invalidArgument('the attribution target does not depend on the input');
+
+    // seed
+    const grads = new Map<string, string[]>();
+    const tShape = this.shape(target);
+    let seed: string;
+    if (seedKind === 'logit') {
+      seed = tShape.length === 1 ? select : b.node('Reshape', [select, b.ints('seed_shape', [-1, ...tShape])]);
+    } else {
+      const z = this.fwd.get(target) as string;
+      const s = seedKind === 'abs_sum' ? b.node('Sign', [z]) : this.positive(z);
+      const axes = tShape.slice(1).map((_, i) => i + 2);
+      const sel = axes.length ? b.node('Unsqueeze', [select, b.ints('axes', axes)]) : select;
+      seed = b.node('Mul', [sel, s]);
+    }
+    grads.set(target, [seed]);
+
+    // backward
+    for (let i = nodes.length - 1; i >= 0; i--) {
+      const n = nodes[i];
+      const parts = grads.get(n.output);
+      if (!parts || !live.has(n.output)) continue;
+      const gy = parts.length === 1 ? parts[0] : b.node('Sum', parts);
+      this.backwardNode(n, gy, (k, gx) => {
+        const v = n.inputs[k];
+        if (!live.has(v)) return;
+        grads.set(v, [...(grads.get(v) ?? []), gx]);
+      });
+    }
+    const parts = grads.get(g.input.name);
+    if (!parts) throw invalidArgument('no gradient reaches the input');
+    b.node(parts.length === 1 ? 'Identity' : 'Sum', parts, {}, 'attribution');
+    b.output('attribution', ['B', ...g.input.shape]);
+    return b.encode(BACKWARD_OPSET);
+  }
+
+  private positive(x: string): string {
+    const b = this.b;
+    return b.node('Cast', [b.node('Greater', [x, b.floats('zero', [0], [])])], { to: { i: 1 } });
+  }
+
+  /** Forward emission; max pools also produce arg-max indices for their backward. */
+  private forwardNode(n: IrNode): string {
+    const b = this.b;
+    const ins = n.inputs.map((v) => this.fwd.get(v) as string);
+    const op = n.op;
+    if (op.op === 'max_pool' || op.op === 'global_max_pool') {
+      const inShape = this.shape(n.inputs[0]);
+      const pool: PoolOp =
+        op.op === 'max_pool'
+          ? op
+          : {
+              op: 'max_pool',
+              kernel: [inShape[1], inShape[2]],
+              strides: [1, 1],
+              pads: [0, 0, 0, 0],
+              ceilMode: false,
+              countIncludePad: false,
+            };
+      const [y, idx] = b.nodeN('MaxPool', [ins[0]], 2, poolAttrs(pool));
+      this.poolIndices.set(n.name, idx);
+      return y;
+    }
+    return this.em.emit(n, ins);
+  }
+
+  /** Emits the input gradients of node `n` given its output gradient `gy` ([B, ...out]). */
+  private backwardNode(n: IrNode, gy: string, give: (input: number, gx: string) => void): void {
+    const b = this.b;
+    const op = n.op;
+    const x = this.fwd.get(n.inputs[0]) as string;
+    const y = this.fwd.get(n.output) as string;
+    const inShape = this.shape(n.inputs[0]);
+    const outShape = this.shape(n.output);
+    const gated = (d: string): string => b.node('Mul', [this.rule === 'gradient' ? gy : b.node('Relu', [gy]), d]);
+    switch (op.op) {
+      case 'conv':
+        return give(0, this.convBackward(n, gy));
+      case 'relu':
+        if (this.rule === 'deconv') return give(0, b.node('Relu', [gy]));
+        return give(0, gated(this.positive(x)));
+      case 'leaky_relu': {
+        const d = b.node('Add', [b.node('Mul', [this.positive(x), b.floats('c', [1 - op.alpha], [])]), b.floats('c', [op.alpha], [])]);
+        return give(0, gated(d));
+      }
+      case 'clip': {
+        const parts: string[] = [];
+        if (Number.isFinite(op.min)) parts.push(b.node('Greater', [x, b.floats('lo', [op.min], [])]));
+        if (Number.isFinite(op.max)) parts.push(b.node('Less', [x, b.floats('hi', [op.max], [])]));
+        if (parts.length === 0) return give(0, this.rule === 'gradient' ? gy : b.node('Relu', [gy]));
+        const inside = parts.length === 2 ? b.node('And', parts) : parts[0];
+        return give(0, gated(b.node('Cast', [inside], { to: { i: 1 } })));
+      }
+      case 'sigmoid': {
+        const d = b.node('Mul', [y, b.node('Sub', [b.floats('one', [1], []), y])]);
+        return give(0, gated(d));
+      }
+      case 'tanh': {
+        const d = b.node('Sub', [b.floats('one', [1], []), b.node('Mul', [y, y])]);
+        return give(0, gated(d));
+      }
+      case 'max_pool':
+      case 'global_max_pool':
+        return give(0, this.maxPoolBackward(n, gy, inShape, outShape));
+      case 'avg_pool':
+        return give(0, this.avgPoolBackward(op, gy, inShape, outShape));
+      case 'global_avg_pool': {
+        const [, h, w] = inShape;
+        const spread = b.floatInit('spread', [1, 1, h, w], new Float32Array(h * w).fill(1 / (h * w)));
+        return give(0, b.node('Mul', [gy, spread]));
+      }
+      case 'affine':
+        return give(0, b.node('Mul', [gy, this.em.channelInit(op.scale, inShape.length)]));
+      case 'dense':
+        return give(0, b.node('MatMul', [gy, this.em.init(op.weight)]));
+      case 'flatten':
+      case 'reshape':
+        return give(0, b.node('Reshape', [gy, b.ints('shape', [-1, ...inShape])]));
+      case 'identity':
+        return give(0, gy);
+      case 'add':
+        n.inputs.forEach((v, k) => give(k, this.unbroadcast(gy, this.shape(v), outShape)));
+        return;
+      case 'mul':
+        n.inputs.forEach((v, k) => {
+          const other = this.fwd.get(n.inputs[1 - k]) as string;
+          give(k, this.unbroadcast(b.node('Mul', [gy, other]), this.shape(v), outShape));
+        });
+        return;
+      case 'concat': {
+        const sizes = n.inputs.map((v) => this.shape(v)[op.axis]);
+        const parts = b.nodeN('Split', [gy, b.ints('split', sizes)], sizes.length, { axis: { i: op.axis + 1 } });
+        parts.forEach((p, k) => give(k, p));
+        return;
+      }
+      case 'pad':
+        return give(0, this.padBackward(op.pads, gy, inShape));
+      case 'slice':
+        return give(0, this.sliceBackward(op, gy, inShape));
+      case 'constant':
+        return;
+    }
+  }
+
+  /** Sums gy over the axes an input was broadcast along. */
+  private unbroadcast(gy: string, inShape: Shape, outShape: Shape): string {
+    const axes: number[] = [];
+    const r = outShape.length;
+    const padded = [...new Array<number>(r - inShape.length).fill(1), ...inShape];
+    for (let i = 0; i < r; i++) if (padded[i] === 1 && outShape[i] !== 1) axes.push(i + 1);
+    let out = gy;
+    if (axes.length) out = this.b.node('ReduceSum', [gy, this.b.ints('axes', axes)], { keepdims: { i: 1 } });
+    if (inShape.length !== r) out = this.b.node('Reshape', [out, this.b.ints('shape', [-1, ...inShape])]);
+    return out;
+  }
+
+  private convBackward(n: IrNode, gy: string): string {
+    const b = this.b;
+    const op = n.op;
+    if (op.op !== 'conv') throw new Error('not a conv');
+    const inShape = this.shape(n.inputs[0]);
+    const outShape = this.shape(n.output);
+    const [kh, kw] = op.kernel;
+    const [dh, dw] = op.dilations;
+    const [pt, pl, pb, pr] = op.pads;
+    const strideOne = op.strides[0] === 1 && op.strides[1] === 1;
+    const fp = [dh * (kh - 1) - pt, dw * (kw - 1) - pl, dh * (kh - 1) - pb, dw * (kw - 1) - pr];
+    if (this.convForm === 'flipped_conv' && strideOne && fp.every((p) => p >= 0)) {
+      return b.node('Conv', [gy, this.flippedWeight(op.weight, op.group)], {
+        kernel_shape: { ints: op.kernel },
+        pads: { ints: fp },
+        dilations: { ints: op.dilations },
+        group: { i: op.group },
+      });
+    }
+    return this.transposedWindow(gy, this.em.init(op.weight), op.kernel, op.strides, op.pads, op.dilations, op.group, inShape, outShape);
+  }
+
+  /**
+   * ConvTranspose that maps a [.., Ho, Wo] gradient back onto the [.., H, W] input of a window op with
+   * these parameters (rows no window covered get zeros; windows reaching past the input are cropped).
+   */
+  private transposedWindow(
+    gy: string,
+    weight: string,
+    kernel: [number, number],
+    strides: [number, number],
+    pads: [number, number, number, number],
+    dil: [number, number],
+    group: number,
+    inShape: Shape,
+    outShape: Shape,
+  ): string {
+    const begin = [pads[0], pads[1]];
+    const end: number[] = [];
+    const extra: number[] = [];
+    for (let a = 0; a < 2; a++) {
+      const span = (outShape[a + 1] - 1) * strides[a] + dil[a] * (kernel[a] - 1) + 1 - begin[a];
+      // span = output length with no end padding; crop or extend to the input length
+      const e = span - inShape[a + 1];
+      end.push(Math.max(e, 0));
+      extra.push(Math.max(-e, 0));
+    }
+    const useOutputPadding = extra.every((e, a) => e < strides[a] || e < dil[a]);
+    const attrs = {
+      kernel_shape: { ints: kernel },
+      strides: { ints: strides },
+      pads: { ints: [begin[0], begin[1], end[0], end[1]] },
+      dilations: { ints: dil },
+      group: { i: group },
+      ...(useOutputPadding && extra.some((e) => e > 0) ? { output_padding: { ints: extra } } : {}),
+    };
+    const out = this.b.node('ConvTranspose', [gy, weight], attrs);
+    if (useOutputPadding || extra.every((e) => e === 0)) return out;
+    return this.b.node('Pad', [out, this.b.ints('pads', [0, 0, 0, 0, 0, 0, extra[0], extra[1]])]);
+  }
+
+  private flippedWeight(name: string, group: number): string {
+    const w = this.em.weightOf(name);
+    const [cout, cinG, kh, kw] = w.shape;
+    const coutG = cout / group;
+    const out = new Float32Array(w.data.length);
+    // W'[gi*cinG + i, o, a, c] = W[gi*coutG + o, i, kh-1-a, kw-1-c]
+    for (let gi = 0; gi < group; gi++)
+      for (let i = 0; i < cinG; i++)
+        for (let o = 0; o < coutG; o++)
+          for (let a = 0; a < kh; a++)
+            for (let c = 0; c < kw; c++) {
+              const src = (((gi * coutG + o) * cinG + i) * kh + (kh - 1 - a)) * kw + (kw - 1 - c);
+              const dst = (((gi * cinG + i) * coutG + o) * kh + a) * kw + c;
+              out[dst] = w.data[src];
+            }
+    return this.b.floatInit(`flipped:${name}`, [group * cinG, coutG, kh, kw], out);
+  }
+
+  private maxPoolBackward(n: IrNode, gy: string, inShape: Shape, outShape: Shape): string {
+    const b = this.b;
+    const idx = this.poolIndices.get(n.name) as string;
+    const [c, h, w] = inShape;
+    const [, ho, wo] = outShape;
+    const op = n.op;
+    const k = op.op === 'max_pool' ? op.kernel : [h, w];
+    const s = op.op === 'max_pool' ? op.strides : [1, 1];
+    const noPad = op.op !== 'max_pool' || op.pads.every((p) => p === 0);
+    const flatIdx = b.node('Reshape', [idx, b.ints('shape', [1, c * ho * wo])]);
+    if (noPad && k[0] === s[0] && k[1] === s[1] && ho * k[0] === h && wo * k[1] === w) {
+      // non-overlapping windows tiling the input: gradient = broadcast(gy) * one-hot(arg-max)
+      const zeros = b.floatInit('zeros', [1, c * h * w], new Float32Array(c * h * w));
+      const ones = b.floatInit('ones', [1, c * ho * wo], new Float32Array(c * ho * wo).fill(1));
+      const onehot = b.node('ScatterElements', [zeros, flatIdx, ones], { axis: { i: 1 } });
+      const m6 = b.node('Reshape', [onehot, b.ints('shape', [1, c, ho, k[0], wo, k[1]])]);
+      const g6 = b.node('Reshape', [gy, b.ints('shape', [-1, c, ho, 1, wo, 1])]);
+      return b.node('Reshape', [b.node('Mul', [g6, m6]), b.ints('shape', [-1, c, h, w])]);
+    }
+    // general: scatter-add the gradient onto the arg-max positions
+    const rows = b.node('Slice', [b.node('Shape', [gy]), b.ints('s', [0]), b.ints('e', [1])]);
+    const zerosShape = b.node('Concat', [rows, b.ints('n', [c * h * w])], { axis: { i: 0 } });
+    const zeros = b.node('ConstantOfShape', [zerosShape]);
+    const idxShape = b.node('Concat', [rows, b.ints('n', [c * ho * wo])], { axis: { i: 0 } });
+    const idxB = b.node('Expand', [flatIdx, idxShape]);
+    const g2 = b.node('Reshape', [gy, b.ints('shape', [-1, c * ho * wo])]);
+    const sc = b.node('ScatterElements', [zeros, idxB, g2], { axis: { i: 1 }, reduction: { s: 'add' } });
+    return b.node('Reshape', [sc, b.ints('shape', [-1, c, h, w])]);
+  }
+
+  private avgPoolBackward(op: PoolOp, gy: string, inShape: Shape, outShape: Shape): string {
+    const b = this.b;
+    const [c, h, w] = inShape;
+    const [, ho, wo] = outShape;
+    // the divisor of each output position, as onnxruntime computes it
+    const inv = new Float32Array(ho * wo);
+    let uniform = true;
+    const size = (start: number, k: number, len: number, padEnd: number): number => {
+      const endPadded = Math.min(start + k, len + padEnd);
+      if (op.countIncludePad) return endPadded - start;
+      return Math.min(start + k, len) - Math.max(start, 0);
+    };
+    for (let i = 0; i < ho; i++)
+      for (let j = 0; j < wo; j++) {
+        const sh = i * op.strides[0] - op.pads[0];
+        const sw = j * op.strides[1] - op.pads[1];
+        const d = size(sh, op.kernel[0], h, op.pads[2]) * size(sw, op.kernel[1], w, op.pads[3]);
+        inv[i * wo + j] = 1 / d;
+        if (inv[i * wo + j] !== inv[0]) uniform = false;
+      }
+    const scaled = uniform
+      ? b.node('Mul', [gy, b.floats('inv', [inv[0]], [])])
+      : b.node('Mul', [gy, b.floatInit('inv', [1, 1, ho, wo], inv)]);
+    const ones = b.floatInit('ones', [c, 1, op.kernel[0], op.kernel[1]], new Float32Array(c * op.kernel[0] * op.kernel[1]).fill(1));
+    return this.transposedWindow(scaled, ones, op.kernel, op.strides, op.pads, [1, 1], c, inShape, outShape);
+  }
+
+  private padBackward(pads: number[], gy: string, inShape: Shape): string {
+    const b = this.b;
+    const r = inShape.length;
+    let out = gy;
+    const grow = pads.map((p) => Math.max(-p, 0));
+    if (grow.some((p) => p > 0)) {
+      out = b.node('Pad', [out, b.ints('pads', [0, ...grow.slice(0, r), 0, ...grow.slice(r)])]);
+    }
+    const starts = pads.slice(0, r).map((p) => Math.max(p, 0));
+    return b.node('Slice', [
+      out,
+      b.ints('starts', starts),
+      b.ints('ends', starts.map((s, i) => s + inShape[i])),
+      b.ints('axes', inShape.map((_, i) => i + 1)),
+    ]);
+  }
+
+  private sliceBackward(op: { starts: number[]; ends: number[]; axes: number[]; steps: number[] }, gy: string, inShape: Shape): string {
+    const b = this.b;
+    let out = gy;
+    const cur = [...this.sliceOutShape(op, inShape)];
+    op.axes.forEach((axis, i) => {
+      const a = axis + 1; // with the batch dimension
+      let start = op.starts[i];
+      let step = op.steps[i];
+      const count = cur[axis];
+      if (step < 0) {
+        out = b.node('Slice', [out, b.ints('s', [-1]), b.ints('e', [Number.MIN_SAFE_INTEGER]), b.ints('a', [a]), b.ints('st', [-1])]);
+        start = start + (count - 1) * step;
+        step = -step;
+      }
+      if (step > 1) {
+        // interleave step-1 zeros after every element along the axis
+        const shp = [-1, ...cur];
+        shp.splice(a + 1, 0, 1);
+        const expanded = b.node('Reshape', [out, b.ints('shape', shp)]);
+        const padsArr = new Array<number>(2 * shp.length).fill(0);
+        padsArr[shp.length + a + 1] = step - 1;
+        const padded = b.node('Pad', [expanded, b.ints('pads', padsArr)]);
+        const merged = [-1, ...cur];
+        merged[a] = count * step;
+        out = b.node('Reshape', [padded, b.ints('shape', merged)]);
+      }
+      const len = count * step;
+      const endPad = inShape[axis] - start - len;
+      const padsArr = new Array<number>(2 * (inShape.length + 1)).fill(0);
+      padsArr[a] = start;
+      padsArr[inShape.length + 1 + a] = Math.max(endPad, 0);
+      out = b.node('Pad', [out, b.ints('pads', padsArr)]);
+      if (endPad < 0) {
+        out = b.node('Slice', [out, b.ints('s', [0]), b.ints('e', [inShape[axis]]), b.ints('a', [a])]);
+      }
+      cur[axis] = inShape[axis];
+    });
+    return out;
+  }
+
+  private sliceOutShape(op: { starts: number[]; ends: number[]; axes: number[]; steps: number[] }, inShape: Shape): Shape {
+    const out = [...inShape];
+    op.axes.forEach((a, i) => {
+      out[a] = Math.max(0, Math.ceil((op.ends[i] - op.starts[i]) / op.steps[i]));
+    });
+    return out;
+  }
+}
+
