@@ -70,26 +70,18 @@ export function channelMix(rawChannels: number, modelChannels: number, order: Pr
   return mix;
 }
 
-/** Geometry of the fit: an index per output pixel (−1 = padding), or bilinear taps. */
-type Geometry = { kind: 'index'; src: Int32Array } | { kind: 'bilinear'; ty: AxisTaps; tx: AxisTaps };
+/**
+ * Geometry of the fit: a shift (output (y, x) reads source (y + dy, x + dx), outside = padding),
+ * which covers same-size, pad and crop, or bilinear taps.
+ */
+type Geometry = { kind: 'shift'; dy: number; dx: number } | { kind: 'bilinear'; ty: AxisTaps; tx: AxisTaps };
 
 function geometry(h: number, w: number, outH: number, outW: number, fit: PreprocessSpec['fit']): Geometry {
   if (fit === 'resize' && (h !== outH || w !== outW)) {
     return { kind: 'bilinear', ty: axisTaps(h, outH), tx: axisTaps(w, outW) };
   }
   if (fit !== 'resize' && fit !== 'pad') throw invalidArgument(`unknown preprocessing fit '${String(fit)}'`);
-  // Same size, or pad/crop centred: output (y, x) reads source (y + dy, x + dx).
-  const dy = Math.floor((h - outH) / 2);
-  const dx = Math.floor((w - outW) / 2);
-  const src = new Int32Array(outH * outW);
-  for (let y = 0; y < outH; y++) {
-    const sy = y + dy;
-    for (let x = 0; x < outW; x++) {
-      const sx = x + dx;
-      src[y * outW + x] = sy >= 0 && sy < h && sx >= 0 && sx < w ? sy * w + sx : -1;
-    }
-  }
-  return { kind: 'index', src };
+  return { kind: 'shift', dy: Math.floor((h - outH) / 2), dx: Math.floor((w - outW) / 2) };
 }
 
 /** The raw batch in the model's input space: [n, C, H, W] float32. */
@@ -129,18 +121,26 @@ export function pixelsToInputSpace(
     for (let i = 0; i < n; i++) {
       const base = i * imageSize;
       const o = (i * C + oc) * plane;
-      if (geo.kind === 'index') {
-        const src = geo.src;
-        if (single) {
-          const start = base + source;
-          for (let p = 0; p < plane; p++) {
-            const s = src[p];
-            result[o + p] = s < 0 ? b : pixels[start + s * c] * g + b;
+      if (geo.kind === 'shift') {
+        const { dy, dx } = geo;
+        // Columns [xa, xb) of the output read the source; the rest is padding.
+        const xa = Math.max(0, -dx);
+        const xb = Math.max(xa, Math.min(W, w - dx));
+        for (let y = 0; y < H; y++) {
+          const row = o + y * W;
+          const sy = y + dy;
+          if (sy < 0 || sy >= h || xa >= xb) {
+            result.fill(b, row, row + W);
+            continue;
           }
-        } else {
-          for (let p = 0; p < plane; p++) {
-            const s = src[p];
-            result[o + p] = s < 0 ? b : mixAt(pixels, base + s * c, weights) * g + b;
+          if (xa > 0) result.fill(b, row, row + xa);
+          if (xb < W) result.fill(b, row + xb, row + W);
+          let q = base + (sy * w + xa + dx) * c;
+          if (single) {
+            q += source;
+            for (let x = xa; x < xb; x++, q += c) result[row + x] = pixels[q] * g + b;
+          } else {
+            for (let x = xa; x < xb; x++, q += c) result[row + x] = mixAt(pixels, q, weights) * g + b;
           }
         }
       } else {
