@@ -88,6 +88,13 @@ export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): numbe
   return scale === 0 ? diff : diff / scale;
 }
 
+/** The worst `relativeError` over rows of `per` values (each image judged at its own scale). */
+export function rowRelativeError(a: Float32Array, b: Float32Array, per: number): number {
+  let worst = 0;
+  for (let i = 0; i * per < b.length; i++) worst = Math.max(worst, relativeError(row(a, i, per), row(b, i, per)));
+  return worst;
+}
+
 /** Deterministic uniform numbers in [lo, hi) (mulberry32). */
 export function seededRandom(seed: number): (lo?: number, hi?: number) => number {
   let s = seed >>> 0;

@@ -4,7 +4,8 @@
  *
  * Rules: ReLU under 'gradient' (true derivative), 'guided' (forward input > 0 and incoming gradient > 0) or
  * 'deconv' (incoming gradient > 0, forward sign ignored); other activations apply their true derivative, and
- * in guided mode also drop negative incoming gradients; max-pooling routes to the (first) arg-max; batch-norm
+ * under guided and deconv also drop negative incoming gradients (as services/graph/backward.ts does);
+ * max-pooling routes to the (first) arg-max; batch-norm
  * scales; convolution backward is a stride-1 conv of the (stride-dilated) gradient with the flipped kernel, or
  * tfjs' conv2dTranspose.
  */
@@ -131,8 +132,15 @@ function auxFor(pm: PreparedModel, n: IrNode, values: Map<string, tf.Tensor>, ru
       const y = values.get(n.output)!;
       return [tf.sub(1, tf.square(y))];
     }
-    case 'max_pool':
-      return [maxPoolRouting(pm, n, op, x)];
+    case 'max_pool': {
+      const routing = maxPoolRouting(pm, n, op, x); // [1, Ho, Wo, C, K]
+      if (!tiles(op)) return [routing];
+      // Non-overlapping windows: the one-hot laid out over the covered input region, [1, Ho·kH, Wo·kW, C].
+      const [, ho, wo, c] = routing.shape as number[];
+      const [kh, kw] = op.kernel;
+      const six = tf.reshape(routing, [1, ho!, wo!, c!, kh, kw]);
+      return [tf.reshape(tf.transpose(six, [0, 1, 4, 2, 5, 3]), [1, ho! * kh, wo! * kw, c!])];
+    }
     case 'global_max_pool': {
       const [c, h, w] = pm.shape(n.inputs[0]!) as [number, number, number];
       const arg = tf.argMax(tf.reshape(x, [1, h * w, c]), 1); // [1, C], first maximum
@@ -178,11 +186,16 @@ function backwardNode(pm: PreparedModel, pass: BackwardPass, node: IrNode, gy: t
     case 'clip':
     case 'sigmoid':
     case 'tanh':
-      return [tf.mul(pass.rule === 'guided' ? tf.relu(gy) : gy, aux[0]!)];
+      return [tf.mul(pass.rule === 'gradient' ? gy : tf.relu(gy), aux[0]!)];
     case 'conv':
       return [convBackward(pm, node, op, gy, inShape(), pass.convMode)];
     case 'max_pool': {
       const geo = poolGeometry(op, inShape(), outShape);
+      if (tiles(op)) {
+        // Each input cell lies in at most one window: repeat every output gradient over its window, keep the arg-max.
+        const spread = tf.image.resizeNearestNeighbor(gy as tf.Tensor4D, [geo.outH * op.kernel[0], geo.outW * op.kernel[1]]);
+        return [cropToInput(tf.mul(spread, aux[0]!), geo, inShape())];
+      }
       const routed = tf.mul(tf.expandDims(gy, 4), aux[0]!); // [B, Ho, Wo, C, K]
       const k = op.kernel[0] * op.kernel[1];
       const parts = tf.unstack(routed, 4);
@@ -192,6 +205,10 @@ function backwardNode(pm: PreparedModel, pass: BackwardPass, node: IrNode, gy: t
     case 'avg_pool': {
       const geo = poolGeometry(op, inShape(), outShape);
       const share = tf.div(gy, avgPoolDivisor(pm, node, op, geo));
+      if (tiles(op)) {
+        const spread = tf.image.resizeNearestNeighbor(share as tf.Tensor4D, [geo.outH * op.kernel[0], geo.outW * op.kernel[1]]);
+        return [cropToInput(spread, geo, inShape())];
+      }
       const parts = new Array<tf.Tensor>(op.kernel[0] * op.kernel[1]).fill(share);
       return [scatterWindows(parts, op, geo, inShape())];
     }
@@ -223,14 +240,17 @@ function backwardNode(pm: PreparedModel, pass: BackwardPass, node: IrNode, gy: t
       return tf.split(gy, node.inputs.map((_, i) => inShape(i)[op.axis]!), axis);
     }
     case 'pad': {
-      const paddings = tensorPaddings(inShape(), op.pads);
-      const size = layoutShape(b, inShape());
-      return [tf.slice(gy, paddings.map(([p]) => p), size)];
+      // Undo the padding (crop), then restore cropped cells (negative pads) as zeros.
+      let r = gy;
+      tensorPaddings(inShape(), op.pads).forEach(([before, after], t) => {
+        if (t > 0) r = padOrCrop(r, t, -before, -after);
+      });
+      return [r];
     }
     case 'slice':
       return [sliceBackward(gy, inShape(), op)];
     case 'identity':
-      return [gy];
+      return [tf.clone(gy)]; // a new handle: the caller disposes gy
     case 'constant':
       return [];
     default: {
@@ -307,30 +327,33 @@ function convBackward(pm: PreparedModel, node: IrNode, op: ConvOp, gy: tf.Tensor
  * each output cell sends to input cell (ho·s + a − top, wo·s + b − left). Cells in the padding are dropped.
  */
 function scatterWindows(parts: tf.Tensor[], op: PoolOp, geo: PoolGeometry, inShape: Shape): tf.Tensor {
-  const [, h, w] = inShape as [number, number, number];
   const [kh, kw] = op.kernel;
   const [sh, sw] = op.strides;
-  const [bsz, ho, wo, c] = parts[0]!.shape as [number, number, number, number];
-  let full: tf.Tensor;
-  if (kh === sh && kw === sw) {
-    // Non-overlapping windows: interleave the parts directly.
-    const st = tf.reshape(tf.stack(parts, 4), [bsz, ho, wo, c, kh, kw]);
-    full = tf.reshape(tf.transpose(st, [0, 1, 4, 2, 5, 3]), [bsz, ho * kh, wo * kw, c]);
-  } else {
-    const placed = parts.map((p, i) => {
-      const a = Math.floor(i / kw);
-      const bb = i % kw;
-      const dil = dilate(dilate(p, 1, sh), 2, sw); // [B, Ho·sh, Wo·sw, C]
-      return tf.pad(dil, [
-        [0, 0],
-        [a, kh - 1 - a],
-        [bb, kw - 1 - bb],
-        [0, 0],
-      ]);
-    });
-    full = tf.addN(placed); // rows cover padded coordinates [0, Ho·sh + kh − 1)
-  }
-  // Keep the image rows [top, top + h) (zero where no window reached), same for columns.
+  const placed = parts.map((p, i) => {
+    const a = Math.floor(i / kw);
+    const bb = i % kw;
+    const dil = dilate(dilate(p, 1, sh), 2, sw); // [B, Ho·sh, Wo·sw, C]
+    return tf.pad(dil, [
+      [0, 0],
+      [a, kh - 1 - a],
+      [bb, kw - 1 - bb],
+      [0, 0],
+    ]);
+  });
+  return cropToInput(tf.addN(placed), geo, inShape); // rows cover padded coordinates [0, Ho·sh + kh − 1)
+}
+
+/** Whether pooling windows tile the (padded) input without overlap: kernel = stride. */
+function tiles(op: PoolOp): boolean {
+  return op.kernel[0] === op.strides[0] && op.kernel[1] === op.strides[1];
+}
+
+/**
+ * From a gradient over padded coordinates (row 0 = first padded row), keeps the image rows [top, top + h) and
+ * columns [left, left + w), with zeros where it did not reach.
+ */
+function cropToInput(full: tf.Tensor, geo: PoolGeometry, inShape: Shape): tf.Tensor {
+  const [, h, w] = inShape as [number, number, number];
   const rows = padOrCrop(full, 1, -geo.top, remainderAfter(full.shape[1]!, geo.top, h));
   return padOrCrop(rows, 2, -geo.left, remainderAfter(full.shape[2]!, geo.left, w));
 }
@@ -354,7 +377,7 @@ function sliceBackward(gy: tf.Tensor, inShape: Shape, op: { starts: number[]; en
 
 /** Sums a gradient of per-sample shape `out` down to an operand of per-sample shape `s` it was broadcast from. */
 function unbroadcast(gy: tf.Tensor, s: Shape, out: Shape): tf.Tensor {
-  if (s.length === out.length && s.every((d, i) => d === out[i])) return gy;
+  if (s.length === out.length && s.every((d, i) => d === out[i])) return tf.clone(gy); // each input its own handle
   const padded = [...new Array<number>(out.length - s.length).fill(1), ...s];
   const pl = layoutShape(1, padded);
   const ol = layoutShape(1, out);

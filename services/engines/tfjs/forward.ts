@@ -104,8 +104,14 @@ function evalNode(pm: PreparedModel, node: IrNode, ins: tf.Tensor[]): tf.Tensor 
     }
     case 'concat':
       return tf.concat(ins, tensorAxis(inShape(), op.axis));
-    case 'pad':
-      return tf.pad(x, tensorPaddings(inShape(), op.pads), op.value);
+    case 'pad': {
+      // Negative pads crop; positive ones pad with the value.
+      const paddings = tensorPaddings(inShape(), op.pads);
+      const begin = paddings.map(([b]) => Math.max(0, -b));
+      const size = x.shape.map((d, t) => d - begin[t]! - Math.max(0, -paddings[t]![1]));
+      const cropped = paddings.some(([b, e]) => b < 0 || e < 0) ? tf.slice(x, begin, size) : x;
+      return tf.pad(cropped, paddings.map(([b, e]) => [Math.max(0, b), Math.max(0, e)] as [number, number]), op.value);
+    }
     case 'slice':
       return slice(x, inShape(), op);
     case 'constant':
@@ -205,12 +211,11 @@ export function avgPoolDivisor(pm: PreparedModel, node: IrNode, op: PoolOp, geo:
   });
 }
 
-/** Per-sample [begin..., end...] pads of a value of shape `s` as tfjs paddings over tensor axes. */
+/** Per-sample [begin..., end...] pads of a value of shape `s` as paddings over tensor axes (negative = crop). */
 export function tensorPaddings(s: Shape, pads: number[]): Array<[number, number]> {
   const r = s.length;
   const out: Array<[number, number]> = Array.from({ length: r + 1 }, () => [0, 0] as [number, number]);
   for (let a = 0; a < r; a++) out[tensorAxis(s, a)] = [pads[a] ?? 0, pads[a + r] ?? 0];
-  if (out.some(([b, e]) => b < 0 || e < 0)) throw unimplemented('negative pads (cropping) are not supported by the tfjs engine');
   return out;
 }
 

@@ -1,0 +1,233 @@
+/**
+ * The onnxruntime engine: runs graphs exported from the IR (forward with optional activation statistics and
+ * channel masks; batched attribution) on a pool of worker threads. Large batches are split into chunks that
+ * fit the memory budget and spread over the workers; results come back in request order.
+ */
+import * as os from 'node:os';
+import { IntrospectError, invalidArgument } from '../../errors';
+import { attributionRowBytes, forwardRowBytes, planChunks, type Chunk } from '../chunks';
+import type {
+  AttributionTarget,
+  Engine,
+  EngineModel,
+  EngineStatus,
+  LayerActivations,
+  ReluRule,
+  RunOptions,
+} from '../engine';
+import {
+  checkAttributionOptions,
+  checkInput,
+  checkLayers,
+  checkMask,
+  checkRule,
+  checkTarget,
+  maskVector,
+  sampleSize,
+} from '../requests';
+import { GraphCache, buildGraph, graphKey, type GraphSpec } from './graph-cache';
+import { WorkerPool } from './pool';
+import type { OrtDevice, TensorMessage } from './protocol';
+
+export interface OnnxRuntimeOptions {
+  /** Worker threads (default: 1 per 2 cores, at least 1). */
+  workers?: number;
+  /** Threads per onnxruntime session (default: cores / workers). */
+  intraOpThreads?: number;
+  device?: OrtDevice;
+  /** Upper bound on the tensors of the chunks in flight at once (default 1 GiB). */
+  memoryBudgetBytes?: number;
+  /** Sessions each worker keeps (default 8). */
+  sessionsPerWorker?: number;
+  log?: (message: string) => void;
+}
+
+const GiB = 1024 ** 3;
+
+export class OnnxRuntimeEngine implements Engine {
+  readonly kind = 'onnxruntime' as const;
+  readonly workers: number;
+  readonly intraOpThreads: number;
+  readonly memoryBudgetBytes: number;
+  private readonly pool: WorkerPool;
+  private readonly graphs: GraphCache;
+
+  constructor(opts: OnnxRuntimeOptions = {}) {
+    const cores = Math.max(1, os.availableParallelism());
+    this.workers = positiveInt(opts.workers ?? Math.max(1, Math.floor(cores / 2)), 'workers');
+    this.intraOpThreads = positiveInt(opts.intraOpThreads ?? Math.max(1, Math.floor(cores / this.workers)), 'intraOpThreads');
+    this.memoryBudgetBytes = opts.memoryBudgetBytes ?? GiB;
+    if (!(this.memoryBudgetBytes > 0)) throw invalidArgument(`memoryBudgetBytes must be positive, got ${this.memoryBudgetBytes}`);
+    const device = opts.device ?? 'cpu';
+    if (device !== 'cpu' && device !== 'cuda') throw invalidArgument(`unknown onnxruntime device ${String(device)}`);
+    this.graphs = new GraphCache(Math.max(64 * 1024 ** 2, this.memoryBudgetBytes / 4));
+    this.pool = new WorkerPool({
+      workers: this.workers,
+      intraOpThreads: this.intraOpThreads,
+      device,
+      sessionsPerWorker: positiveInt(opts.sessionsPerWorker ?? 8, 'sessionsPerWorker'),
+      log: opts.log ?? ((m) => console.warn(m)),
+    });
+  }
+
+  /** Resolves once every worker has started and chosen its execution provider. */
+  async ready(): Promise<EngineStatus> {
+    await this.pool.ready();
+    return this.status();
+  }
+
+  status(): EngineStatus {
+    const s = this.pool.status();
+    return { kind: this.kind, device: s.provider === 'cuda' ? 'cuda:0' : 'cpu', backend: s.provider, note: s.note };
+  }
+
+  async forward(model: EngineModel, input: Float32Array, n: number, opts?: RunOptions): Promise<Float32Array> {
+    checkInput(model, input, n);
+    const masks = checkMask(model, opts?.mask);
+    const spec: GraphSpec = { kind: 'forward', maskLayers: masks.map((m) => m.layer.index), activationStats: [] };
+    const out = new Float32Array(n * model.classes);
+    await this.runRows(model, spec, n, forwardRowBytes(model.graph), opts?.signal, (c) => ({
+      feeds: { input: this.rows(model, input, c), ...this.maskFeeds(masks) },
+      fetches: ['logits'],
+      place: (o) => out.set(expectSize(o.logits!, (c.end - c.start) * model.classes, 'logits'), c.start * model.classes),
+    }));
+    return out;
+  }
+
+  async activations(
+    model: EngineModel,
+    input: Float32Array,
+    n: number,
+    layers: number[],
+    opts?: RunOptions,
+  ): Promise<LayerActivations[]> {
+    checkInput(model, input, n);
+    const requested = checkLayers(model, layers);
+    const masks = checkMask(model, opts?.mask);
+    const unique = [...new Set(layers)].sort((a, b) => a - b);
+    const spec: GraphSpec = { kind: 'forward', maskLayers: masks.map((m) => m.layer.index), activationStats: unique };
+    const results = new Map<number, LayerActivations>();
+    for (const l of requested) {
+      results.set(l.index, { layer: l.index, channels: l.channels, mean: new Float32Array(n * l.channels), zeroFraction: new Float32Array(n * l.channels) });
+    }
+    const fetches = unique.flatMap((j) => [`act_mean_${j}`, `act_zero_${j}`]);
+    await this.runRows(model, spec, n, forwardRowBytes(model.graph), opts?.signal, (c) => ({
+      feeds: { input: this.rows(model, input, c), ...this.maskFeeds(masks) },
+      fetches,
+      place: (o) => {
+        for (const j of unique) {
+          const r = results.get(j)!;
+          const size = (c.end - c.start) * r.channels;
+          r.mean.set(expectSize(o[`act_mean_${j}`]!, size, `act_mean_${j}`), c.start * r.channels);
+          r.zeroFraction.set(expectSize(o[`act_zero_${j}`]!, size, `act_zero_${j}`), c.start * r.channels);
+        }
+      },
+    }));
+    return layers.map((j) => results.get(j)!);
+  }
+
+  async attribute(
+    model: EngineModel,
+    input: Float32Array,
+    target: AttributionTarget,
+    rule: ReluRule,
+    opts?: RunOptions,
+  ): Promise<Float32Array> {
+    checkInput(model, input, 1);
+    checkAttributionOptions(opts);
+    checkRule(rule);
+    const rows = checkTarget(model, target);
+    const g = model.graph;
+    let spec: GraphSpec;
+    let width: number;
+    let picks: number[];
+    let targetValue: string;
+    if (target.kind === 'conv') {
+      const l = model.convLayers[target.layer]!;
+      spec = { kind: 'attribution', target: { target: 'conv', layer: target.layer, objective: target.objective }, rule };
+      width = l.channels;
+      picks = target.channels;
+      targetValue = l.output;
+    } else {
+      spec = { kind: 'attribution', target: { target: 'logit' }, rule };
+      width = model.classes;
+      picks = target.classes;
+      targetValue = g.output;
+    }
+    const per = sampleSize(model);
+    const out = new Float32Array(rows * per);
+    await this.runRows(model, spec, rows, attributionRowBytes(g, targetValue), opts?.signal, (c) => {
+      const b = c.end - c.start;
+      const select = new Float32Array(b * width);
+      for (let i = 0; i < b; i++) select[i * width + picks[c.start + i]!] = 1;
+      return {
+        feeds: {
+          input: { data: input.slice(), dims: [1, ...g.input.shape] },
+          select: { data: select, dims: [b, width] },
+        },
+        fetches: ['attribution'],
+        place: (o) => out.set(expectSize(o.attribution!, b * per, 'attribution'), c.start * per),
+      };
+    });
+    return out;
+  }
+
+  async release(modelId: string): Promise<void> {
+    const mine = (k: string): boolean => k.startsWith(`${modelId}|`);
+    this.graphs.drop(mine);
+    this.pool.release(mine);
+  }
+
+  async close(): Promise<void> {
+    this.graphs.drop(() => true);
+    await this.pool.close();
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+
+  /** Splits `total` rows into chunks, runs them on the pool in parallel and lets each place its result. */
+  private async runRows(
+    model: EngineModel,
+    spec: GraphSpec,
+    total: number,
+    rowBytes: number,
+    signal: AbortSignal | undefined,
+    job: (c: Chunk) => { feeds: Record<string, TensorMessage>; fetches: string[]; place: (out: Record<string, Float32Array>) => void },
+  ): Promise<void> {
+    const key = graphKey(model.id, spec);
+    const build = (): Uint8Array => this.graphs.get(key, () => buildGraph(model.graph, spec));
+    const chunks = planChunks(total, rowBytes, this.memoryBudgetBytes, this.workers);
+    await Promise.all(
+      chunks.map(async (c) => {
+        const j = job(c);
+        const outputs = await this.pool.run({ key, model: build, feeds: j.feeds, fetches: j.fetches, signal });
+        const data: Record<string, Float32Array> = {};
+        for (const [name, t] of Object.entries(outputs)) data[name] = t.data;
+        j.place(data);
+      }),
+    );
+  }
+
+  private rows(model: EngineModel, input: Float32Array, c: Chunk): TensorMessage {
+    const per = sampleSize(model);
+    return { data: input.slice(c.start * per, c.end * per), dims: [c.end - c.start, ...model.graph.input.shape] };
+  }
+
+  private maskFeeds(masks: ReturnType<typeof checkMask>): Record<string, TensorMessage> {
+    const feeds: Record<string, TensorMessage> = {};
+    for (const m of masks) {
+      feeds[`mask_${m.layer.index}`] = { data: maskVector(m.layer.channels, m.channels), dims: [m.layer.channels] };
+    }
+    return feeds;
+  }
+}
+
+function positiveInt(v: number, what: string): number {
+  if (!Number.isInteger(v) || v < 1) throw invalidArgument(`${what} must be a positive integer, got ${v}`);
+  return v;
+}
+
+function expectSize(data: Float32Array, size: number, what: string): Float32Array {
+  if (data.length !== size) throw new IntrospectError('internal', `onnxruntime returned ${data.length} values for ${what}, expected ${size}`);
+  return data;
+}
