@@ -47,27 +47,28 @@ export class PathConfinement {
   /**
    * Resolves `given` (relative to the root) to a real path inside the root.
    * @param field the request field it came from, named in messages
+   * @param shown how messages name the path (default: the field and the path as given)
    */
-  async resolve(given: string, field: string): Promise<ConfinedPath> {
+  async resolve(given: string, field: string, shown = `${field} '${given}'`): Promise<ConfinedPath> {
     if (given.trim() === '') throw invalidArgument(`${field} is empty: give a path relative to the ${this.what}`);
-    if (given.includes('\0')) throw invalidArgument(`${field} '${given}' contains a NUL byte`);
+    if (given.includes('\0')) throw invalidArgument(`${shown} contains a NUL byte`);
     const root = await this.realRoot();
     const lexical = path.resolve(root, given);
     if (!inside(root, lexical)) {
-      throw permissionDenied(`${field} '${given}' is outside the ${this.what}`);
+      throw permissionDenied(`${shown} is outside the ${this.what}`);
     }
     let real: string;
     try {
       real = await fs.promises.realpath(lexical);
     } catch {
-      throw notFound(`${field} '${given}' does not exist under the ${this.what}`);
+      throw notFound(`${shown} does not exist under the ${this.what}`);
     }
     if (!inside(root, real)) {
-      throw permissionDenied(`${field} '${given}' leads outside the ${this.what} (through a symbolic link)`);
+      throw permissionDenied(`${shown} leads outside the ${this.what} (through a symbolic link)`);
     }
     const stat = await fs.promises.stat(real);
     if (!stat.isFile() && !stat.isDirectory()) {
-      throw invalidArgument(`${field} '${given}' is neither a file nor a folder`);
+      throw invalidArgument(`${shown} is neither a file nor a folder`);
     }
     return {
       given,
@@ -78,10 +79,13 @@ export class PathConfinement {
     };
   }
 
-  /** Resolves a path relative to the folder of an already confined file (e.g. weight shards). */
-  async resolveBeside(base: ConfinedPath, rel: string, field: string): Promise<ConfinedPath> {
+  /**
+   * Resolves a path relative to the folder of an already confined file (e.g. weight shards).
+   * @param shown how messages name it, e.g. "weight shard 'w.bin' of 'm/model.json'"
+   */
+  async resolveBeside(base: ConfinedPath, rel: string, shown: string): Promise<ConfinedPath> {
     const root = await this.realRoot();
     const dir = base.isDirectory ? base.real : path.dirname(base.real);
-    return this.resolve(path.relative(root, path.resolve(dir, rel)) || '.', field);
+    return this.resolve(path.relative(root, path.resolve(dir, rel)) || '.', shown, shown);
   }
 }

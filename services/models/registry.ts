@@ -298,7 +298,7 @@ export class ModelRegistry {
     const target = await this.paths.resolve(req.path, 'path');
     let file = target;
     if (target.isDirectory) {
-      file = await this.paths.resolveBeside(target, 'model.json', 'path').catch((err: unknown) => {
+      file = await this.paths.resolveBeside(target, 'model.json', `'${req.path}/model.json'`).catch((err: unknown) => {
         if (err instanceof IntrospectError && err.kind === 'not-found') {
           throw invalidArgument(`path '${req.path}' is a folder without a model.json (give the model file itself)`);
         }
@@ -332,7 +332,10 @@ export class ModelRegistry {
       hash.update(data);
       size += data.byteLength;
     }
-    const graph = await importGraphAsync(() => loadTfjsLayersFromDir(file.real), `'${req.path}'`);
+    const graph = await importGraphAsync(() => loadTfjsLayersFromDir(file.real), `'${req.path}'`, [
+      [file.real, req.path],
+      [path.dirname(file.real) + path.sep, ''],
+    ]);
     const sidecar = req.sidecarPath ? await this.readSidecar(req.sidecarPath) : { preprocessing: {} };
     return this.build(req.name, graph, {
       format,
@@ -482,18 +485,24 @@ function importGraph(run: () => IrGraph, where: string): IrGraph {
   }
 }
 
-async function importGraphAsync(run: () => Promise<IrGraph>, where: string): Promise<IrGraph> {
+/**
+ * @param redact pairs [server path, what to show instead]: messages must not reveal where the model
+ *   root is on the server.
+ */
+async function importGraphAsync(run: () => Promise<IrGraph>, where: string, redact: Array<[string, string]>): Promise<IrGraph> {
   try {
     return await run();
   } catch (err) {
-    throw asModelError(err, where);
+    throw asModelError(err, where, redact);
   }
 }
 
-function asModelError(err: unknown, where: string): IntrospectError {
+function asModelError(err: unknown, where: string, redact: Array<[string, string]> = []): IntrospectError {
+  const clean = (m: string): string => redact.reduce((acc, [from, to]) => acc.split(from).join(to), m);
   if (err instanceof IntrospectError) {
-    return err.message.includes(where) ? err : new IntrospectError(err.kind, `${where}: ${err.message}`);
+    const message = clean(err.message);
+    return new IntrospectError(err.kind, message.includes(where.replace(/'/g, '')) ? message : `${where}: ${message}`);
   }
-  const why = err instanceof Error ? err.message : String(err);
+  const why = clean(err instanceof Error ? err.message : String(err));
   return invalidArgument(`${where} is not a usable model: ${why}`);
 }
