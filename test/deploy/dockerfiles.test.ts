@@ -7,6 +7,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { parseConfig } from '../../server/config';
 import { dockerignoreFilter, expandArgs, parseDockerfile, stageEnv, type Dockerfile } from './dockerfile-lint';
 
 const REPO = process.cwd();
@@ -102,7 +103,9 @@ for (const [name, flavour] of Object.entries(FILES)) {
       assert.ok(fs.existsSync(path.join(REPO, 'server', 'main.ts')), 'server/main.ts compiles to dist/server/main.js');
 
       const env = stageEnv(final);
-      assert.equal(env.INTROSPECT_DEVICE, flavour === 'cuda' ? 'cuda' : 'cpu');
+      const parsed = parseConfig([], env);
+      assert.ok(!parsed.help);
+      assert.equal(parsed.config.device, flavour === 'cuda' ? 'cuda' : 'cpu');
       assert.equal(env.HOME, '/tmp', 'HOME on the only writable path');
       const exposed = final.instructions.filter((i) => i.keyword === 'EXPOSE').flatMap((i) => i.args);
       assert.ok(exposed.includes(env.INTROSPECT_PORT) && exposed.includes(env.INTROSPECT_METRICS_PORT));

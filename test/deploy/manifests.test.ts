@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { isObject, renderKustomization, strategicMerge, type Json, type JsonObject, type K8sObject } from './kustomize';
 import { unknownFieldErrors, validateWithSchemas } from './k8s-schemas';
+import { parseConfig, type ServerConfig } from '../../server/config';
 
 const REPO = process.cwd();
 const K8S = path.join(REPO, 'deploy', 'k8s');
@@ -118,6 +119,7 @@ for (const overlay of OVERLAYS) {
     let podSpec: JsonObject;
     let container: JsonObject;
     let env: Record<string, string>;
+    let config: ServerConfig;
 
     before(function () {
       objects = renderKustomization(path.join(K8S, 'overlays', overlay));
@@ -131,6 +133,10 @@ for (const overlay of OVERLAYS) {
       const cm = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === cmName);
       assert.ok(cm, `ConfigMap ${String(cmName)} referenced by envFrom is rendered`);
       env = obj(cm.data, 'ConfigMap data') as Record<string, string>;
+      // the server's own parser: the ConfigMap must be a configuration it accepts
+      const parsed = parseConfig([], env);
+      assert.ok(!parsed.help);
+      config = parsed.config;
     });
 
     it('renders the expected objects, all in one namespace and labelled', function () {
@@ -145,29 +151,31 @@ for (const overlay of OVERLAYS) {
     });
 
     it('validates against the Kubernetes and ServiceMonitor CRD schemas', async function () {
+      this.timeout(60_000);
       assert.deepEqual(await validateWithSchemas(objects), []);
     });
 
     it('has no unknown or misplaced fields (type check against the schema interfaces)', function () {
+      this.timeout(120_000);
       assert.deepEqual(unknownFieldErrors(objects, REPO), []);
     });
 
     it('configures the server through every INTROSPECT_* variable, consistently with the pod', function () {
       for (const name of SERVER_ENV) assert.ok(typeof env[name] === 'string' && env[name] !== '', `${name} is set`);
       const ports = list(container.ports, 'ports');
-      const grpc = ports.find((p) => p.name === 'grpc');
-      const metrics = ports.find((p) => p.name === 'metrics');
-      assert.equal(grpc?.containerPort, Number(env.INTROSPECT_PORT));
-      assert.equal(metrics?.containerPort, Number(env.INTROSPECT_METRICS_PORT));
-      assert.equal(env.INTROSPECT_DEVICE, overlay === 'gpu' ? 'cuda' : 'cpu');
-      assert.ok(/^\d+$/.test(env.INTROSPECT_WORKERS) && /^\d+$/.test(env.INTROSPECT_THREADS));
-      assert.match(env.INTROSPECT_CACHE_BYTES, /^\d+(\.\d+)?\s*([kmgt]i?b?)?$/i);
-      assert.match(env.INTROSPECT_LOG_LEVEL, /^(debug|info|warn|error)$/);
+      assert.equal(ports.find((p) => p.name === 'grpc')?.containerPort, config.port);
+      assert.equal(ports.find((p) => p.name === 'metrics')?.containerPort, config.metricsPort);
+      assert.equal(config.device, overlay === 'gpu' ? 'cuda' : 'cpu');
+      assert.ok(config.workers !== undefined && config.intraOpThreads !== undefined);
+      assert.ok(config.cacheBytes >= 1024 ** 3);
+      const memoryLimit = String(obj(obj(container.resources, 'resources').limits, 'limits').memory);
+      assert.match(memoryLimit, /^\d+Gi$/);
+      assert.ok(config.cacheBytes < parseInt(memoryLimit, 10) * 1024 ** 3, 'the model cache fits in the memory limit');
       assert.match(String(container.image), new RegExp(`^registry\\.example\\.com/cnn-introspect:[\\w.-]+-${overlay === 'gpu' ? 'cuda' : 'cpu'}$`));
     });
 
     it('probes with native gRPC health checks on the configured port, with a generous startup probe', function () {
-      const port = Number(env.INTROSPECT_PORT);
+      const port = config.port;
       for (const name of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
         const probe = obj(container[name], name);
         assert.deepEqual(Object.keys(probe).filter((k) => ['grpc', 'httpGet', 'tcpSocket', 'exec'].includes(k)), ['grpc'], name);
@@ -176,8 +184,8 @@ for (const overlay of OVERLAYS) {
       const startup = obj(container.startupProbe, 'startupProbe');
       const budget = Number(startup.failureThreshold) * Number(startup.periodSeconds);
       assert.ok(budget >= 180, `startup probe allows ${budget} s for model loading`);
-      const grace = env.INTROSPECT_GRACE_PERIOD ? parseInt(env.INTROSPECT_GRACE_PERIOD, 10) : 30;
-      assert.ok(Number(podSpec.terminationGracePeriodSeconds) > grace, 'the pod outlives the server drain period');
+      assert.ok(Number(podSpec.terminationGracePeriodSeconds) * 1000 > config.gracePeriodMs,
+        'the pod outlives the server drain period');
     });
 
     it('selects its pods: Service (headless), PDB, HPA target and ServiceMonitor fit together', function () {
@@ -222,7 +230,7 @@ for (const overlay of OVERLAYS) {
       const mounts = new Map(list(container.volumeMounts, 'volumeMounts').map((m) => [m.mountPath as string, m]));
       for (const m of mounts.values()) assert.ok(volumes.has(m.name as string), `volume ${String(m.name)} defined`);
       assert.ok(volumes.get(mounts.get('/tmp')?.name as string)?.emptyDir, '/tmp is an emptyDir');
-      for (const root of [env.INTROSPECT_MODEL_ROOT, env.INTROSPECT_DATA_ROOT]) {
+      for (const root of [config.modelRoot, config.dataRoot]) {
         const m = mounts.get(root);
         assert.ok(m, `a volume is mounted at ${root}`);
         assert.equal(m.readOnly, true, `${root} is mounted read-only`);
