@@ -11,10 +11,10 @@ import '@tensorflow/tfjs-backend-cpu';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { IntrospectError } from '../../services/errors';
 import { createEngines, type Engines } from '../../services/engines';
-import type { EngineModel } from '../../services/engines/engine';
+import type { AttributionTarget, EngineModel } from '../../services/engines/engine';
 import { importTfjsLayers, loadTfjsLayersFromDir } from '../../services/graph/tfjs-import';
 import { functionalFixture, nchwToNhwc, nhwcToNchw, saveToTempDir, sequentialFixture } from './fixture-model';
-import { engineModel, relativeError, seededRandom } from './support';
+import { engineModel, relativeError, rowRelativeError, seededRandom } from './support';
 
 interface Fixture {
   name: string;
@@ -119,6 +119,27 @@ describe('engines: tfjs LayersModel importer', function () {
       }
     } finally {
       await tf.setBackend(active);
+    }
+  });
+
+  it('attributions agree between engines on both fixtures (leaky ReLU, ReLU6, sigmoid, tanh, depthwise, pools)', async function () {
+    for (const f of fixtures) {
+      const [c, h, w] = f.shape;
+      const x = randomImages(1, c * h * w, 13);
+      const targets: AttributionTarget[] = [
+        ...f.model.convLayers.map((l): AttributionTarget => ({ kind: 'conv', layer: l.index, channels: [1, 0], objective: 'abs_sum' })),
+        { kind: 'logit', classes: [2, 0] },
+      ];
+      for (const target of targets) {
+        for (const rule of ['guided', 'gradient', 'deconv'] as const) {
+          const a = await engines.onnxruntime.attribute(f.model, x, target, rule);
+          const b = await engines.tfjs.attribute(f.model, x, target, rule);
+          const what = `${f.name} ${rule} ${JSON.stringify(target)}`;
+          assert.ok(b.some((v) => v !== 0), `${what}: not all zeros`);
+          const err = rowRelativeError(a, b, c * h * w);
+          assert.ok(err < 1e-4, `${what}: relative error ${err}`);
+        }
+      }
     }
   });
 

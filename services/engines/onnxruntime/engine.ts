@@ -26,7 +26,7 @@ import {
   sampleSize,
 } from '../requests';
 import { GraphCache, buildGraph, graphKey, type GraphSpec } from './graph-cache';
-import { WorkerPool } from './pool';
+import { WorkerPool, type PoolCounters } from './pool';
 import type { OrtDevice, TensorMessage } from './protocol';
 
 export interface OnnxRuntimeOptions {
@@ -74,6 +74,11 @@ export class OnnxRuntimeEngine implements Engine {
   async ready(): Promise<EngineStatus> {
     await this.pool.ready();
     return this.status();
+  }
+
+  /** Jobs dispatched and completed, graphs sent to workers (since start). */
+  poolCounters(): PoolCounters {
+    return { ...this.pool.counters };
   }
 
   status(): EngineStatus {
@@ -197,14 +202,16 @@ export class OnnxRuntimeEngine implements Engine {
     const key = graphKey(model.id, spec);
     const build = (): Uint8Array => this.graphs.get(key, () => buildGraph(model.graph, spec));
     const chunks = planChunks(total, rowBytes, this.memoryBudgetBytes, this.workers);
-    await Promise.all(
-      chunks.map(async (c) => {
-        const j = job(c);
-        const outputs = await this.pool.run({ key, model: build, feeds: j.feeds, fetches: j.fetches, signal });
+    // Feeds are small (a chunk's images, or the image and a chunk's select rows): build them all up front.
+    const built = chunks.map((c) => job(c));
+    await this.pool.runAll(
+      built.map((j) => ({ key, model: build, feeds: j.feeds, fetches: j.fetches })),
+      signal,
+      (i, outputs) => {
         const data: Record<string, Float32Array> = {};
         for (const [name, t] of Object.entries(outputs)) data[name] = t.data;
-        j.place(data);
-      }),
+        built[i]!.place(data);
+      },
     );
   }
 

@@ -2,12 +2,12 @@
  * A pool of onnxruntime worker threads. Jobs name a graph by key; the pool sends a graph's bytes to a worker
  * the first time that worker runs it, remembers which keys each worker holds (evicting the least recently
  * used beyond `sessionsPerWorker`), prefers idle workers that already hold the key, and queues the rest.
- * A job whose signal fires is dropped from the queue, or, when already running, rejected at once (the worker
- * finishes the native call and its result is discarded).
+ * When a call's signal fires its queued jobs are dropped and it rejects at once (a running job finishes its
+ * native call in the worker and the result is discarded).
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { IntrospectError, cancelled, throwIfAborted } from '../../errors';
+import { IntrospectError, cancelled, failedPrecondition, throwIfAborted } from '../../errors';
 import type { FromWorker, OrtDevice, TensorMessage, ToWorker, WorkerConfig } from './protocol';
 
 export interface PoolOptions {
@@ -25,7 +25,16 @@ export interface PoolJob {
   /** Buffers are transferred to the worker: pass arrays the caller no longer needs. */
   feeds: Record<string, TensorMessage>;
   fetches: string[];
-  signal?: AbortSignal;
+}
+
+/** Counters since the pool started (for metrics and tests). */
+export interface PoolCounters {
+  /** Jobs handed to a worker. */
+  dispatched: number;
+  /** Jobs whose worker answered (result or error). */
+  completed: number;
+  /** Times a graph's bytes were sent to a worker. */
+  graphsSent: number;
 }
 
 export interface PoolStatus {
@@ -37,7 +46,6 @@ interface Pending {
   job: PoolJob;
   resolve: (out: Record<string, TensorMessage>) => void;
   reject: (e: Error) => void;
-  onAbort?: () => void;
 }
 
 interface Slot {
@@ -55,6 +63,7 @@ export class WorkerPool {
   private closed = false;
   private readonly readyPromise: Promise<PoolStatus>;
   private current: PoolStatus;
+  readonly counters: PoolCounters = { dispatched: 0, completed: 0, graphsSent: 0 };
 
   constructor(private readonly opts: PoolOptions) {
     this.current = { provider: opts.device, note: 'workers starting' };
@@ -82,22 +91,65 @@ export class WorkerPool {
     return this.readyPromise;
   }
 
-  async run(job: PoolJob): Promise<Record<string, TensorMessage>> {
-    if (this.closed) throw new IntrospectError('failed-precondition', 'the onnxruntime engine is closed');
-    throwIfAborted(job.signal);
+  /** Runs one job. */
+  async run(job: PoolJob, signal?: AbortSignal): Promise<Record<string, TensorMessage>> {
+    let out: Record<string, TensorMessage> = {};
+    await this.runAll([job], signal, (_, o) => (out = o));
+    return out;
+  }
+
+  /**
+   * Queues every job (oldest first, spread over idle workers) and calls `onResult` as each completes. The first
+   * error, or the signal firing, rejects at once: queued jobs of this call are dropped (running ones finish in
+   * their worker and are ignored).
+   */
+  async runAll(
+    jobs: PoolJob[],
+    signal: AbortSignal | undefined,
+    onResult: (index: number, outputs: Record<string, TensorMessage>) => void,
+  ): Promise<void> {
+    if (this.closed) throw failedPrecondition('the onnxruntime engine is closed');
+    throwIfAborted(signal);
     await this.readyPromise;
-    throwIfAborted(job.signal);
-    return new Promise((resolve, reject) => {
-      const p: Pending = { job, resolve, reject };
-      if (job.signal) {
-        p.onAbort = () => {
+    throwIfAborted(signal);
+    if (jobs.length === 0) return;
+    await new Promise<void>((resolve, reject) => {
+      let left = jobs.length;
+      let settled = false;
+      const mine: Pending[] = [];
+      const fail = (e: Error): void => {
+        if (settled) return;
+        settled = true;
+        signal?.removeEventListener('abort', onAbort);
+        for (const p of mine) {
           const i = this.queue.indexOf(p);
           if (i >= 0) this.queue.splice(i, 1);
-          reject(abortError(job.signal!));
-        };
-        job.signal.addEventListener('abort', p.onAbort, { once: true });
-      }
-      this.queue.push(p);
+        }
+        reject(e);
+      };
+      const onAbort = (): void => fail(abortError(signal!));
+      jobs.forEach((job, index) => {
+        mine.push({
+          job,
+          resolve: (out) => {
+            if (settled) return;
+            try {
+              onResult(index, out);
+            } catch (e) {
+              fail(e as Error);
+              return;
+            }
+            if (--left === 0) {
+              settled = true;
+              signal?.removeEventListener('abort', onAbort);
+              resolve();
+            }
+          },
+          reject: fail,
+        });
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.queue.push(...mine);
       this.pump();
     });
   }
@@ -117,8 +169,8 @@ export class WorkerPool {
     if (this.closed) return;
     this.closed = true;
     const err = new IntrospectError('cancelled', 'the onnxruntime engine was closed');
-    for (const p of this.queue.splice(0)) settle(p, () => p.reject(err));
-    for (const s of this.slots) if (s.busy) settle(s.busy, () => s.busy!.reject(err));
+    for (const p of this.queue.splice(0)) p.reject(err);
+    for (const s of this.slots) s.busy?.reject(err);
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 
@@ -156,7 +208,7 @@ export class WorkerPool {
     this.opts.log(`onnxruntime: worker ${index} died (${e.message}); starting a new one`);
     const p = slot.busy;
     slot.busy = null;
-    if (p) settle(p, () => p.reject(new IntrospectError('internal', `onnxruntime worker died: ${e.message}`)));
+    p?.reject(new IntrospectError('internal', `onnxruntime worker died: ${e.message}`));
     void slot.worker.terminate();
     this.spawn(index).catch((err: Error) => this.opts.log(`onnxruntime: could not restart worker ${index}: ${err.message}`));
   }
@@ -165,11 +217,12 @@ export class WorkerPool {
     if (msg.type === 'ready' || msg.id !== slot.busyId || !slot.busy) return;
     const p = slot.busy;
     slot.busy = null;
-    if (msg.type === 'result') settle(p, () => p.resolve(msg.outputs));
+    this.counters.completed++;
+    if (msg.type === 'result') p.resolve(msg.outputs);
     else {
       // A failed load leaves no session behind.
       if (msg.message.startsWith('onnxruntime could not load')) slot.keys = slot.keys.filter((k) => k !== p.job.key);
-      settle(p, () => p.reject(new IntrospectError(msg.kind, msg.message)));
+      p.reject(new IntrospectError(msg.kind, msg.message));
     }
     this.pump();
   }
@@ -196,24 +249,20 @@ export class WorkerPool {
       try {
         model = job.model();
       } catch (e) {
-        settle(p, () => p.reject(e as Error));
+        p.reject(e as Error);
         return;
       }
       while (slot.keys.length >= this.opts.sessionsPerWorker) evict.push(slot.keys.shift()!);
     }
     slot.keys.push(job.key);
     slot.busy = p;
+    this.counters.dispatched++;
+    if (model) this.counters.graphsSent++;
     slot.busyId = this.nextId++;
     const msg: ToWorker = { type: 'run', id: slot.busyId, key: job.key, model, evict, feeds: job.feeds, fetches: job.fetches };
     const transfer = [...new Set(Object.values(job.feeds).map((t) => t.data.buffer as ArrayBuffer))];
     slot.worker.postMessage(msg, transfer);
   }
-}
-
-/** Settles a pending job once, detaching its abort listener. */
-function settle(p: Pending, fn: () => void): void {
-  if (p.onAbort && p.job.signal) p.job.signal.removeEventListener('abort', p.onAbort);
-  fn();
 }
 
 function abortError(signal: AbortSignal): Error {

@@ -28,7 +28,8 @@ function sessionOptions(): ort.InferenceSession.SessionOptions {
 async function chooseProvider(): Promise<{ provider: OrtDevice; note: string }> {
   if (config.device !== 'cuda') return { provider: 'cpu', note: '' };
   try {
-    const s = await ort.InferenceSession.create(identityModelBytes(), { executionProviders: ['cuda'] });
+    // Severity 4 (fatal only): the reason is reported through the note, not onnxruntime's own log.
+    const s = await ort.InferenceSession.create(identityModelBytes(), { executionProviders: ['cuda'], logSeverityLevel: 4 });
     await s.release();
     return { provider: 'cuda', note: '' };
   } catch (e) {
