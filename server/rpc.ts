@@ -14,7 +14,7 @@ import type {
   sendUnaryData,
 } from '@grpc/grpc-js';
 import { IntrospectError, unimplemented } from '../services/errors';
-import { toStatus } from './errors';
+import { statusName, toStatus, type ErrorStatus } from './errors';
 import type { Logger } from './log';
 import { callSignal, reasonOf, writeAll, type CallSignal, type ServerSurfaceCall } from './streaming';
 
@@ -64,11 +64,24 @@ export interface RpcDeps {
   calls: ActiveCalls;
 }
 
-function begin(deps: RpcDeps, call: ServerSurfaceCall): { ctx: RpcContext; end: () => void } {
+function begin(deps: RpcDeps, call: ServerSurfaceCall): { ctx: RpcContext; end: (code: string) => void } {
   const cs = callSignal(call);
-  const end = deps.calls.track(cs);
+  const untrack = deps.calls.track(cs);
   const method = call.getPath();
-  return { ctx: { signal: cs.signal, log: deps.log.child({ method }), metadata: call.metadata, method }, end };
+  const log = deps.log.child({ method });
+  const started = performance.now();
+  const end = (code: string): void => {
+    untrack();
+    log.debug('call finished', { code, ms: Math.round(performance.now() - started) });
+  };
+  return { ctx: { signal: cs.signal, log, metadata: call.metadata, method }, end };
+}
+
+/** The status for an error, and the end of the call's bookkeeping. */
+function failed(err: unknown, ctx: RpcContext, end: (code: string) => void): ErrorStatus {
+  const st = toStatus(err, ctx.log, { method: ctx.method });
+  end(statusName(st.code));
+  return st;
 }
 
 export function unary<Req, Res>(
@@ -77,16 +90,13 @@ export function unary<Req, Res>(
 ): handleUnaryCall<Req, Res> {
   return (call, callback: sendUnaryData<Res>) => {
     const { ctx, end } = begin(deps, call);
-    fn(call.request, ctx).then(
-      (res) => {
-        end();
-        callback(null, res);
-      },
-      (err: unknown) => {
-        end();
-        callback(toStatus(err, ctx.log, { method: ctx.method }));
-      },
-    );
+    const done = (res: Res): void => {
+      end('OK');
+      callback(null, res);
+    };
+    Promise.resolve()
+      .then(() => fn(call.request, ctx))
+      .then(done, (err: unknown) => callback(failed(err, ctx, end)));
   };
 }
 
@@ -96,17 +106,13 @@ export function serverStream<Req, Res>(
 ): handleServerStreamingCall<Req, Res> {
   return (call) => {
     const { ctx, end } = begin(deps, call);
-    const run = async (): Promise<void> => writeAll(call, fn(call.request, ctx), ctx.signal).then(() => undefined);
-    run().then(
-      () => {
-        end();
-        call.end();
-      },
-      (err: unknown) => {
-        end();
-        call.emit('error', toStatus(err, ctx.log, { method: ctx.method }));
-      },
-    );
+    const done = (): void => {
+      end('OK');
+      call.end();
+    };
+    Promise.resolve()
+      .then(() => writeAll(call, fn(call.request, ctx), ctx.signal))
+      .then(done, (err: unknown) => call.emit('error', failed(err, ctx, end)));
   };
 }
 
@@ -125,16 +131,13 @@ export function clientStream<Req, Res>(
 ): handleClientStreamingCall<Req, Res> {
   return (call, callback: sendUnaryData<Res>) => {
     const { ctx, end } = begin(deps, call);
-    fn(messages<Req>(call, ctx.signal), ctx).then(
-      (res) => {
-        end();
-        callback(null, res);
-      },
-      (err: unknown) => {
-        end();
-        callback(toStatus(err, ctx.log, { method: ctx.method }));
-      },
-    );
+    const done = (res: Res): void => {
+      end('OK');
+      callback(null, res);
+    };
+    Promise.resolve()
+      .then(() => fn(messages<Req>(call, ctx.signal), ctx))
+      .then(done, (err: unknown) => callback(failed(err, ctx, end)));
   };
 }
 

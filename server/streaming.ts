@@ -40,12 +40,13 @@ export function callSignal(call: ServerSurfaceCall): CallSignal {
   const abort = (reason: IntrospectError): void => {
     if (!controller.signal.aborted) controller.abort(reason);
   };
-  const onCancel = (): void => abort(cancelled('the client cancelled the call'));
+  const deadline = deadlineMs(call);
+  const fire = (): void => abort(new IntrospectError('deadline-exceeded', 'the call passed its deadline'));
+  // grpc-js cancels the call itself when the deadline passes (often just before our timer fires).
+  const onCancel = (): void => (Date.now() >= deadline - 20 ? fire() : abort(cancelled('the client cancelled the call')));
   call.on('cancelled', onCancel);
   let timer: NodeJS.Timeout | undefined;
-  const deadline = deadlineMs(call);
   if (deadline !== Infinity) {
-    const fire = (): void => abort(new IntrospectError('deadline-exceeded', 'the call passed its deadline'));
     const left = deadline - Date.now();
     if (left <= 0) fire();
     else timer = setTimeout(fire, Math.min(left, 2 ** 31 - 1));
