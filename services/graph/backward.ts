@@ -30,13 +30,23 @@ export type AttributionSpec =
 
 export type AttributionRule = 'gradient' | 'guided' | 'deconv';
 
-/** How a convolution's input gradient is computed (both exact; speed differs by shape and engine). */
-export type ConvBackwardForm = 'conv_transpose' | 'flipped_conv';
+/**
+ * How a convolution's input gradient is computed (all exact; speed differs by shape and engine):
+ * - conv_transpose: ConvTranspose with the conv's own weights;
+ * - flipped_conv: Conv with transposed, flipped weights (stride-1 convs; others use ConvTranspose);
+ * - dense: one MatMul with the conv unrolled to a [Cout*Ho*Wo, Cin*H*W] matrix (up to 16M entries;
+ *   larger ones use auto's choice);
+ * - auto (default): dense where it needs no more multiply-adds than the conv (tiny feature maps, e.g.
+ *   VGG's 2x2 layers), ConvTranspose for strided convs and for fewer than 8 input channels, flipped_conv
+ *   otherwise. Chosen from measurements on ORT CPU with one thread (bench/graph-gbp.ts).
+ */
+export type ConvBackwardForm = 'auto' | 'conv_transpose' | 'flipped_conv' | 'dense';
 
 export interface AttributionExportOptions {
-  /** Default 'conv_transpose' (measured the faster on ORT CPU; see bench/graph-gbp.ts). */
   convBackward?: ConvBackwardForm;
 }
+
+const DENSE_MAX_ENTRIES = 16 * 1024 * 1024;
 
 const BACKWARD_OPSET = 16; // ScatterElements with reduction
 
@@ -65,7 +75,7 @@ export function exportAttribution(
   } else {
     throw invalidArgument(`unknown attribution target '${String((spec as { target: unknown }).target)}'`);
   }
-  return new AttributionBuilder(g, rule, opts.convBackward ?? 'conv_transpose').build(target, seedKind);
+  return new AttributionBuilder(g, rule, opts.convBackward ?? 'auto').build(target, seedKind);
 }
 
 class AttributionBuilder {
@@ -121,16 +131,27 @@ class AttributionBuilder {
     grads.set(target, [seed]);
 
     // backward
+    const producers = new Map(nodes.map((n) => [n.output, n]));
+    const uses = new Map<string, number>();
+    for (const n of nodes) for (const v of n.inputs) uses.set(v, (uses.get(v) ?? 0) + 1);
+    const done = new Set<IrNode>();
+    const add = (v: string, gx: string): void => {
+      if (live.has(v)) grads.set(v, [...(grads.get(v) ?? []), gx]);
+    };
     for (let i = nodes.length - 1; i >= 0; i--) {
       const n = nodes[i];
       const parts = grads.get(n.output);
-      if (!parts || !live.has(n.output)) continue;
+      if (done.has(n) || !parts || !live.has(n.output)) continue;
       const gy = parts.length === 1 ? parts[0] : b.node('Sum', parts);
-      this.backwardNode(n, gy, (k, gx) => {
-        const v = n.inputs[k];
-        if (!live.has(v)) return;
-        grads.set(v, [...(grads.get(v) ?? []), gx]);
-      });
+      if (n.op.op === 'max_pool' && this.tilingPool(n)) {
+        // a ReLU whose only consumer is this pool is folded into the pool's routing mask
+        const r = producers.get(n.inputs[0]);
+        const relu = r && r.op.op === 'relu' && uses.get(r.output) === 1 && r.output !== target ? r : undefined;
+        if (relu) done.add(relu);
+        add(relu ? relu.inputs[0] : n.inputs[0], this.tilingPoolBackward(n, gy, relu));
+        continue;
+      }
+      this.backwardNode(n, gy, (k, gx) => add(n.inputs[k], gx));
     }
     const parts = grads.get(g.input.name);
     if (!parts) throw invalidArgument('no gradient reaches the input');
@@ -265,12 +286,23 @@ class AttributionBuilder {
     if (op.op !== 'conv') throw new Error('not a conv');
     const inShape = this.shape(n.inputs[0]);
     const outShape = this.shape(n.output);
+    const [cin, h, w] = inShape;
+    const [cout, ho, wo] = outShape;
     const [kh, kw] = op.kernel;
+    const denseEntries = cout * ho * wo * cin * h * w;
+    const denseCheaper = h * w * op.group <= kh * kw;
+    const form = this.convForm;
+    if (denseEntries <= DENSE_MAX_ENTRIES && (form === 'dense' || (form === 'auto' && denseCheaper))) {
+      const flat = b.node('Reshape', [gy, b.ints('shape', [-1, cout * ho * wo])]);
+      const gx = b.node('MatMul', [flat, this.denseWeight(n, inShape, outShape)]);
+      return b.node('Reshape', [gx, b.ints('shape', [-1, ...inShape])]);
+    }
     const [dh, dw] = op.dilations;
     const [pt, pl, pb, pr] = op.pads;
     const strideOne = op.strides[0] === 1 && op.strides[1] === 1;
     const fp = [dh * (kh - 1) - pt, dw * (kw - 1) - pl, dh * (kh - 1) - pb, dw * (kw - 1) - pr];
-    if (this.convForm === 'flipped_conv' && strideOne && fp.every((p) => p >= 0)) {
+    const flippedWanted = form === 'flipped_conv' || (form === 'auto' && cin >= 8) || form === 'dense';
+    if (flippedWanted && strideOne && fp.every((p) => p >= 0)) {
       return b.node('Conv', [gy, this.flippedWeight(op.weight, op.group)], {
         kernel_shape: { ints: op.kernel },
         pads: { ints: fp },
@@ -279,6 +311,38 @@ class AttributionBuilder {
       });
     }
     return this.transposedWindow(gy, this.em.init(op.weight), op.kernel, op.strides, op.pads, op.dilations, op.group, inShape, outShape);
+  }
+
+  /** The conv as a matrix: gx_flat = gy_flat @ D, D[(o, y, x), (i, y', x')] = sum of the weights linking them. */
+  private denseWeight(n: IrNode, inShape: Shape, outShape: Shape): string {
+    const op = n.op;
+    if (op.op !== 'conv') throw new Error('not a conv');
+    const w = this.em.weightOf(op.weight).data;
+    const [cin, h, wd] = inShape;
+    const [cout, ho, wo] = outShape;
+    const [kh, kw] = op.kernel;
+    const cinG = cin / op.group;
+    const coutG = cout / op.group;
+    const cols = cin * h * wd;
+    const d = new Float32Array(cout * ho * wo * cols);
+    for (let o = 0; o < cout; o++) {
+      const gi = Math.floor(o / coutG);
+      for (let y = 0; y < ho; y++)
+        for (let x = 0; x < wo; x++) {
+          const row = ((o * ho + y) * wo + x) * cols;
+          for (let i = 0; i < cinG; i++)
+            for (let a = 0; a < kh; a++) {
+              const iy = y * op.strides[0] - op.pads[0] + a * op.dilations[0];
+              if (iy < 0 || iy >= h) continue;
+              for (let c = 0; c < kw; c++) {
+                const ix = x * op.strides[1] - op.pads[1] + c * op.dilations[1];
+                if (ix < 0 || ix >= wd) continue;
+                d[row + ((gi * cinG + i) * h + iy) * wd + ix] += w[((o * cinG + i) * kh + a) * kw + c];
+              }
+            }
+        }
+    }
+    return this.b.floatInit(`dense:${op.weight}`, [cout * ho * wo, cols], d);
   }
 
   /**
@@ -338,26 +402,60 @@ class AttributionBuilder {
     return this.b.floatInit(`flipped:${name}`, [group * cinG, coutG, kh, kw], out);
   }
 
+  /** A max pool whose windows tile its input exactly (kernel = stride, no padding, no remainder). */
+  private tilingPool(n: IrNode): boolean {
+    const op = n.op;
+    if (op.op !== 'max_pool') return false;
+    const [, h, w] = this.shape(n.inputs[0]);
+    const [, ho, wo] = this.shape(n.output);
+    return (
+      op.pads.every((p) => p === 0) &&
+      op.kernel[0] === op.strides[0] &&
+      op.kernel[1] === op.strides[1] &&
+      ho * op.kernel[0] === h &&
+      wo * op.kernel[1] === w
+    );
+  }
+
+  /** One-hot [1, C, H, W] of each window's arg-max, from the forward pool's indices. */
+  private argMaxOneHot(n: IrNode): string {
+    const b = this.b;
+    const [c, h, w] = this.shape(n.inputs[0]);
+    const [, ho, wo] = this.shape(n.output);
+    const idx = b.node('Reshape', [this.poolIndices.get(n.name) as string, b.ints('shape', [1, c * ho * wo])]);
+    const zeros = b.floatInit('zeros', [1, c * h * w], new Float32Array(c * h * w));
+    const ones = b.floatInit('ones', [1, c * ho * wo], new Float32Array(c * ho * wo).fill(1));
+    const onehot = b.node('ScatterElements', [zeros, idx, ones], { axis: { i: 1 } });
+    return b.node('Reshape', [onehot, b.ints('shape', [1, c, h, w])]);
+  }
+
+  /**
+   * Tiling max pool: gradient = upsample(gy) * one-hot(arg-max). With `relu` (the ReLU feeding the
+   * pool, folded in): the ReLU rule is applied to the small gy and its forward mask joins the one-hot.
+   */
+  private tilingPoolBackward(n: IrNode, gy: string, relu: IrNode | undefined): string {
+    const b = this.b;
+    const op = n.op;
+    if (op.op !== 'max_pool') throw new Error('not a max pool');
+    const c = this.shape(n.inputs[0])[0];
+    let mask = this.argMaxOneHot(n);
+    let g = gy;
+    if (relu) {
+      if (this.rule !== 'gradient') g = b.node('Relu', [gy]);
+      if (this.rule !== 'deconv') mask = b.node('Mul', [mask, this.positive(this.fwd.get(relu.inputs[0]) as string)]);
+    }
+    const [kh, kw] = op.kernel;
+    const ones = b.floatInit('ones', [c, 1, kh, kw], new Float32Array(c * kh * kw).fill(1));
+    const up = b.node('ConvTranspose', [g, ones], { kernel_shape: { ints: op.kernel }, strides: { ints: op.strides }, group: { i: c } });
+    return b.node('Mul', [up, mask]);
+  }
+
+  /** Max pool in general (overlapping or padded windows): scatter-add onto the arg-max positions. */
   private maxPoolBackward(n: IrNode, gy: string, inShape: Shape, outShape: Shape): string {
     const b = this.b;
-    const idx = this.poolIndices.get(n.name) as string;
     const [c, h, w] = inShape;
     const [, ho, wo] = outShape;
-    const op = n.op;
-    const k = op.op === 'max_pool' ? op.kernel : [h, w];
-    const s = op.op === 'max_pool' ? op.strides : [1, 1];
-    const noPad = op.op !== 'max_pool' || op.pads.every((p) => p === 0);
-    const flatIdx = b.node('Reshape', [idx, b.ints('shape', [1, c * ho * wo])]);
-    if (noPad && k[0] === s[0] && k[1] === s[1] && ho * k[0] === h && wo * k[1] === w) {
-      // non-overlapping windows tiling the input: gradient = broadcast(gy) * one-hot(arg-max)
-      const zeros = b.floatInit('zeros', [1, c * h * w], new Float32Array(c * h * w));
-      const ones = b.floatInit('ones', [1, c * ho * wo], new Float32Array(c * ho * wo).fill(1));
-      const onehot = b.node('ScatterElements', [zeros, flatIdx, ones], { axis: { i: 1 } });
-      const m6 = b.node('Reshape', [onehot, b.ints('shape', [1, c, ho, k[0], wo, k[1]])]);
-      const g6 = b.node('Reshape', [gy, b.ints('shape', [-1, c, ho, 1, wo, 1])]);
-      return b.node('Reshape', [b.node('Mul', [g6, m6]), b.ints('shape', [-1, c, h, w])]);
-    }
-    // general: scatter-add the gradient onto the arg-max positions
+    const flatIdx = b.node('Reshape', [this.poolIndices.get(n.name) as string, b.ints('shape', [1, c * ho * wo])]);
     const rows = b.node('Slice', [b.node('Shape', [gy]), b.ints('s', [0]), b.ints('e', [1])]);
     const zerosShape = b.node('Concat', [rows, b.ints('n', [c * h * w])], { axis: { i: 0 } });
     const zeros = b.node('ConstantOfShape', [zerosShape]);

@@ -139,7 +139,7 @@ describe('graph: attribution graphs', function () {
 
     describe('small models covering every op the importer maps (logit target, random select rows)', () => {
       for (const m of opModels()) {
-        for (const form of ['conv_transpose', 'flipped_conv'] as const) {
+        for (const form of ['conv_transpose', 'flipped_conv', 'dense'] as const) {
           it(`${m.name} [${form}]`, async () => {
             const g = importOnnx(m.bytes);
             const k = (g.shapes.get(g.output) ?? []).reduce((p, q) => p * q, 1);
@@ -196,7 +196,7 @@ describe('graph: attribution graphs', function () {
           const x = randomArray(cin * cs.size * cs.size, 51);
           const rows = [[1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0.5, -1, 0, 2]];
           const select = Float32Array.from(rows.flat());
-          for (const form of ['conv_transpose', 'flipped_conv'] as const) {
+          for (const form of ['conv_transpose', 'flipped_conv', 'dense', 'auto'] as const) {
             const a = await attribute(g, { target: 'conv', layer: 1, objective: 'abs_sum' }, rule, x, select, 4, form);
             rows.forEach((sel, r) => {
               const ref = referenceAttribution({ c: cin, h: cs.size, w: cs.size, d: Float64Array.from(x) }, conv1, cs.pool, conv2, sel, rule);
@@ -256,6 +256,20 @@ describe('graph: attribution graphs', function () {
       assert.ok(maxAbs(a.subarray(0, 3072)) > 0);
       assert.ok(maxAbsDiff(a.subarray(6144), mix) <= 1e-5 * maxAbs(mix));
     });
+  });
+
+  it('vgg11 layer 7, guided: the conv backward forms agree (auto uses dense matrices on the 2x2 maps)', async function () {
+    needShared(this, 'models/vgg11_cifar10.onnx', 'datasets/cifar-10-batches-bin/test_batch.bin');
+    const g = importOnnx(fs.readFileSync(sharedPath('models/vgg11_cifar10.onnx')));
+    const { x } = cifarImages('vgg11_cifar10', 1, 19);
+    const sel = oneHot([2, 77, 400], 512);
+    const spec: AttributionSpec = { target: 'conv', layer: 7, objective: 'abs_sum' };
+    const ref = await attribute(g, spec, 'guided', x, sel, 512, 'conv_transpose');
+    assert.ok(maxAbs(ref) > 0);
+    for (const form of ['auto', 'flipped_conv'] as const) {
+      const a = await attribute(g, spec, 'guided', x, sel, 512, form);
+      assert.ok(maxAbsDiff(a, ref) <= 1e-4 * maxAbs(ref), `${form}: max diff ${maxAbsDiff(a, ref)}`);
+    }
   });
 
   describe('every conv layer of the shared CIFAR-10 models yields images', () => {

@@ -92,7 +92,7 @@ export function opModels(): OpModel[] {
       },
       9,
     ),
-    model('pools: MaxPool ceil/pads, AveragePool pads with and without counting them, GlobalMaxPool', [3, 11, 11], (b, x) => {
+    model('pools: MaxPool ceil/pads and tiling, AveragePool pads with and without counting them, GlobalMaxPool', [3, 11, 11], (b, x) => {
       const c = conv(b, x, 3, 4);
       const m = b.node('MaxPool', [c], { kernel_shape: { ints: [3, 3] }, strides: { ints: [2, 2] }, pads: { ints: [1, 1, 1, 1] }, ceil_mode: { i: 1 } });
       const a = b.node('AveragePool', [m], { kernel_shape: { ints: [3, 3] }, strides: { ints: [1, 1] }, pads: { ints: [1, 1, 1, 1] } });
@@ -103,7 +103,8 @@ export function opModels(): OpModel[] {
         count_include_pad: { i: 1 },
         ceil_mode: { i: 1 },
       });
-      return b.node('GlobalMaxPool', [a2]);
+      const tiled = b.node('MaxPool', [a2], { kernel_shape: { ints: [2, 2] }, strides: { ints: [2, 2] } });
+      return b.node('GlobalMaxPool', [tiled]);
     }),
     model(
       'dense: ReduceMean keepdims=0, Gemm transB=0 alpha beta, MatMul + Add, Dropout, trailing Softmax',
