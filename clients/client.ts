@@ -164,23 +164,31 @@ export class IntrospectClient {
     const chunk = Math.max(1, o?.chunkBytes ?? 1024 * 1024);
     const h = UploadModelHeader.fromPartial({ ...header, sizeBytes: header.sizeBytes ?? bytes.byteLength });
     return new Promise<ModelInfo>((resolve, reject) => {
-      const call = this.models.uploadModel(o?.metadata ?? new Metadata(), callOptions(o), (err, res) =>
-        err ? reject(err) : resolve(res),
-      );
+      let answered = false;
+      let wake: (() => void) | undefined;
+      const call = this.models.uploadModel(o?.metadata ?? new Metadata(), callOptions(o), (err, res) => {
+        answered = true;
+        wake?.();
+        if (err) reject(err);
+        else resolve(res);
+      });
       if (o?.signal) o.signal.addEventListener('abort', () => call.cancel(), { once: true });
+      /** Writes one message, waiting for 'drain' when the buffer is full; false once the server answered. */
+      const send = (msg: Parameters<typeof call.write>[0]): Promise<boolean> =>
+        new Promise((ok) => {
+          if (answered) return ok(false);
+          if (call.write(msg)) return ok(true);
+          wake = () => ok(!answered);
+          call.once('drain', wake);
+        });
       const write = async (): Promise<void> => {
-        const send = (msg: Parameters<typeof call.write>[0]): Promise<void> =>
-          new Promise((ok) => {
-            if (call.write(msg)) ok();
-            else call.once('drain', () => ok());
-          });
-        await send({ part: { $case: 'header', value: h } });
+        if (!(await send({ part: { $case: 'header', value: h } }))) return;
         for (let at = 0; at < bytes.byteLength; at += chunk) {
-          await send({ part: { $case: 'chunk', value: Buffer.from(bytes.subarray(at, Math.min(at + chunk, bytes.byteLength))) } });
+          const part = Buffer.from(bytes.subarray(at, Math.min(at + chunk, bytes.byteLength)));
+          if (!(await send({ part: { $case: 'chunk', value: part } }))) return; // the server answered early (an error)
         }
         call.end();
       };
-      // A server that answers early (an error) ends the call; writes after that are ignored.
       write().catch(() => {});
     });
   }
