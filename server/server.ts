@@ -103,8 +103,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
         log.warn('grace period over: cancelling calls still running', { inFlight: app.rpc.calls.size });
         app.rpc.calls.abortAll(new IntrospectError('cancelled', 'the server is shutting down'));
       }
-      // Let cancelled calls send their status, then close whatever is left.
-      await Promise.race([drained, sleep(outcome === 'expired' ? 1000 : 5000)]);
+      // Let the last statuses go out, then close what is left (health watches, reflection streams).
+      await Promise.race([drained, sleep(1000)]);
       grpcServer.forceShutdown();
       await metricsHttp?.close();
       app.models.clear();

@@ -8,7 +8,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { status } from '@grpc/grpc-js';
+import { credentials, loadPackageDefinition, status, type Client } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { IntrospectClient } from '../../clients/client';
 import type { Sample } from '../../clients/generated/introspect/v1/datasets';
 import { startTestServer } from '../support/server';
@@ -24,6 +26,34 @@ async function openStream(client: IntrospectClient): Promise<{ iterator: AsyncIt
   return { iterator, first: first.value };
 }
 
+/** Health statuses of the whole server as a Watch stream reports them. */
+function watchHealth(address: string): { statuses: string[]; close(): void } {
+  const def = loadSync(healthProtoPath, { keepCase: true, enums: String, defaults: true });
+  const pkg = loadPackageDefinition(def) as unknown as {
+    grpc: { health: { v1: { Health: new (a: string, c: ReturnType<typeof credentials.createInsecure>) => Client } } };
+  };
+  const client = new pkg.grpc.health.v1.Health(address, credentials.createInsecure()) as Client & {
+    Watch(req: { service: string }): NodeJS.ReadableStream & { cancel(): void };
+  };
+  const statuses: string[] = [];
+  const call = client.Watch({ service: '' });
+  call.on('data', (m: { status: string }) => statuses.push(m.status));
+  call.on('error', () => {});
+  return {
+    statuses,
+    close: () => {
+      call.cancel();
+      client.close();
+    },
+  };
+}
+
+/** Polls until `cond` holds (fails after 30 s). */
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 600 && !cond(); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(cond(), 'condition not reached in 30 s');
+}
+
 async function drain(iterator: AsyncIterator<Sample>): Promise<Sample[]> {
   const rest: Sample[] = [];
   for (let r = await iterator.next(); !r.done; r = await iterator.next()) rest.push(r.value);
@@ -37,11 +67,18 @@ describe('server: graceful shutdown', function () {
     const ts = await startTestServer();
     try {
       await ts.client.registerDataset({ name: 'mnist', path: 'builtin:mnist' });
+      const watch = watchHealth(ts.address);
       const { iterator, first } = await openStream(ts.client);
       assert.equal(ts.server.app.rpc.calls.size, 1, 'the stream is in flight');
+      await until(() => watch.statuses.length > 0);
+      assert.deepEqual(watch.statuses, ['SERVING']);
       const closed = ts.server.close(60_000);
       assert.equal(ts.server.health.isServing(), false, 'NOT_SERVING while draining');
+      await until(() => watch.statuses.length > 1);
+      assert.deepEqual(watch.statuses, ['SERVING', 'NOT_SERVING'], 'watchers hear NOT_SERVING');
+      assert.ok(ts.server.app.rpc.calls.size === 1, 'while the stream is still running');
       const rest = await drain(iterator);
+      watch.close();
       assert.equal(1 + rest.length, SAMPLES);
       assert.equal(rest.at(-1)!.progress!.done, SAMPLES);
       assert.equal(rest.at(-1)!.index, first.index + SAMPLES - 1);
