@@ -63,7 +63,7 @@ export type IrOp =
   | { op: 'mul' } // two inputs, elementwise, same broadcasting as add
   | { op: 'concat'; axis: number } // per-sample axis (0 = channels)
   | { op: 'pad'; pads: number[]; value: number } // per-sample [begin_0.., end_0..], constant mode
-  | { op: 'slice'; starts: number[]; ends: number[]; axes: number[]; steps: number[] } // per-sample axes, resolved
+  | { op: 'slice'; starts: number[]; ends: number[]; axes: number[]; steps: number[] } // per-sample axes, resolved: 0 <= start < dim, end = start + count * step (-1 = through index 0 when step < 0)
   | { op: 'constant'; value: string } // a weight used as a value (broadcast over the batch)
   | { op: 'identity' };
 

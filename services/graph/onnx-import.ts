@@ -61,7 +61,6 @@ class OnnxImporter {
   private readonly onnxUses = new Map<string, number>();
   private readonly usedNames = new Set<string>();
   private inputName = '';
-  private outputName = '';
 
   constructor(
     private readonly graph: GraphProto,
@@ -111,7 +110,6 @@ class OnnxImporter {
       if (!ACTIVATION_OR_ALIAS.has(p.opType)) break;
       out = p.input[0];
     }
-    this.outputName = out;
 
     const needed = this.neededNodes(producerOf, out);
     for (const n of onnxNodes) {
