@@ -4,8 +4,17 @@
  *
  *   classAverages: serverStream(deps, (req: ClassAveragesRequest, ctx) => classAveragesStream(app, req, ctx)),
  *
- * where classAveragesStream is an async generator that validates the request, calls the service in
- * services/analysis and yields wire messages.
+ *   async function* classAveragesStream(app: App, req: ClassAveragesRequest, ctx: RpcContext) {
+ *     const { model, forward } = await modelContext(app, req.model, req.engine);   // ./common.ts
+ *     const dataset = datasetNamed(app, req.dataset);
+ *     for await (const a of classAverages({ dataset, forward, signal: ctx.signal, ... })) {
+ *       app.metrics.imagesComputed.inc({ kind: 'class_average' });
+ *       yield { classIndex: a.classIndex, image: { tensor: float32Tensor(a.image, [...model.inputShape]), png }, ... };
+ *     }
+ *   }
+ *
+ * Throw IntrospectErrors (invalidArgument naming the field, ...); the plumbing maps them to statuses,
+ * honours backpressure, and aborts ctx.signal on cancel, deadline and shutdown.
  */
 import type { AnalysisServiceServer } from '../../clients/generated/introspect/v1/analysis';
 import type { App } from '../app';

@@ -23,7 +23,6 @@ import { describeModel } from '../../services/models/info';
 import type { LoadedModel } from '../../services/models/model';
 import type { App } from '../app';
 import {
-  engineFromWire,
   modelFormatFromWire,
   modelInfoToWire,
   preprocessingFromWire,
@@ -33,6 +32,7 @@ import {
 import { predictInput } from '../predict-input';
 import { clientStream, serverStream, unary, type RpcContext } from '../rpc';
 import { float32Tensor } from '../tensors';
+import { datasetNamed, modelContext } from './common';
 
 export function modelHandlers(app: App): ModelServiceServer {
   const deps = app.rpc;
@@ -138,11 +138,10 @@ export async function receiveUpload(
 }
 
 async function predict(app: App, req: PredictRequest, ctx: RpcContext): Promise<PredictResponse> {
-  const model = await app.models.get(requireName(req.model, 'model'));
-  const kind = engineFromWire(req.engine, app.config.defaultEngine);
+  const { model, forward } = await modelContext(app, req.model, req.engine);
   const { input, n } = predictInput(req, model);
   const classes = model.engineModel.classes;
-  const logits = await app.forward(model, kind)(input, n, ctx.signal);
+  const logits = await forward(input, n, ctx.signal);
   const probabilities = softmaxRows(logits, n);
   const top = Math.min(req.top > 0 ? req.top : 5, classes);
   const predictions: Prediction[] = [];
@@ -166,9 +165,8 @@ async function predict(app: App, req: PredictRequest, ctx: RpcContext): Promise<
 }
 
 async function* evaluateStream(app: App, req: EvaluateRequest, ctx: RpcContext): AsyncGenerator<EvaluateResponse> {
-  const model = await app.models.get(requireName(req.model, 'model'));
-  const dataset = app.datasets.get(requireName(req.dataset, 'dataset'));
-  const kind = engineFromWire(req.engine, app.config.defaultEngine);
+  const { model, forward } = await modelContext(app, req.model, req.engine);
+  const dataset = datasetNamed(app, req.dataset);
   const classNames = dataset.summary.classNames;
   let reported = 0;
   for await (const update of evaluate({
@@ -176,7 +174,7 @@ async function* evaluateStream(app: App, req: EvaluateRequest, ctx: RpcContext):
     split: splitFromWire(req.split, 'test'),
     preprocessing: model.preprocessing,
     inputShape: model.inputShape,
-    forward: app.forward(model, kind),
+    forward,
     limit: req.limit,
     batchSize: req.batchSize,
     signal: ctx.signal,
