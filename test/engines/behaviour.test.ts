@@ -202,6 +202,23 @@ describe('engines: behaviour', function () {
     assert.deepEqual(again, first);
   });
 
+  it('onnxruntime: workers evict least recently used sessions beyond their byte budget', async function () {
+    needShared(this, 'models/resnet20_cifar10.onnx', 'datasets/cifar-10-batches-bin/test_batch.bin');
+    const { model } = sharedModel('resnet20_cifar10.onnx');
+    const { data } = cifarImages(0, 1, true);
+    // Room for one resnet20 graph (about 1 MB) at a time.
+    const e = new OnnxRuntimeEngine({ workers: 1, intraOpThreads: 1, sessionBytesPerWorker: 1.5e6, log: () => undefined });
+    try {
+      const logits = await e.forward(model, data, 1);
+      await e.attribute(model, data, { kind: 'logit', classes: [0] }, 'guided');
+      assert.equal(e.poolCounters().graphsSent, 2);
+      assert.deepEqual(await e.forward(model, data, 1), logits);
+      assert.equal(e.poolCounters().graphsSent, 3, 'the forward session was evicted and is sent again');
+    } finally {
+      await e.close();
+    }
+  });
+
   it('tfjs: memory stays flat across calls and returns to the baseline on release', async function () {
     needShared(this, 'models/resnet20_cifar10.onnx', 'datasets/cifar-10-batches-bin/test_batch.bin');
     const { model } = sharedModel('resnet20_cifar10.onnx');

@@ -37,8 +37,8 @@ export interface OnnxRuntimeOptions {
   device?: OrtDevice;
   /** Upper bound on the tensors of the chunks in flight at once (default 1 GiB). */
   memoryBudgetBytes?: number;
-  /** Sessions each worker keeps (default 8). */
-  sessionsPerWorker?: number;
+  /** Graph bytes of the sessions each worker keeps, least recently used evicted first (default 1 GiB). */
+  sessionBytesPerWorker?: number;
   log?: (message: string) => void;
 }
 
@@ -65,7 +65,7 @@ export class OnnxRuntimeEngine implements Engine {
       workers: this.workers,
       intraOpThreads: this.intraOpThreads,
       device,
-      sessionsPerWorker: positiveInt(opts.sessionsPerWorker ?? 8, 'sessionsPerWorker'),
+      sessionBytesPerWorker: opts.sessionBytesPerWorker ?? GiB,
       log: opts.log ?? ((m) => console.warn(m)),
     });
   }

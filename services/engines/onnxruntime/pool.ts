@@ -1,7 +1,8 @@
 /**
  * A pool of onnxruntime worker threads. Jobs name a graph by key; the pool sends a graph's bytes to a worker
  * the first time that worker runs it, remembers which keys each worker holds (evicting the least recently
- * used beyond `sessionsPerWorker`), prefers idle workers that already hold the key, and queues the rest.
+ * used once their graphs' bytes pass `sessionBytesPerWorker`), prefers idle workers that already hold the key,
+ * and queues the rest.
  * When a call's signal fires its queued jobs are dropped and it rejects at once (a running job finishes its
  * native call in the worker and the result is discarded).
  */
@@ -14,7 +15,8 @@ export interface PoolOptions {
   workers: number;
   intraOpThreads: number;
   device: OrtDevice;
-  sessionsPerWorker: number;
+  /** Graph bytes (weights, mostly) of the sessions one worker keeps; the newest is kept even if larger. */
+  sessionBytesPerWorker: number;
   log: (message: string) => void;
 }
 
@@ -51,7 +53,7 @@ interface Pending {
 interface Slot {
   worker: Worker;
   /** Keys whose sessions this worker holds, least recently used first. */
-  keys: string[];
+  keys: Array<{ key: string; bytes: number }>;
   busy: Pending | null;
   busyId: number;
 }
@@ -157,9 +159,9 @@ export class WorkerPool {
   /** Drops these sessions from every worker. */
   release(predicate: (key: string) => boolean): void {
     for (const s of this.slots) {
-      const keys = s.keys.filter(predicate);
+      const keys = s.keys.map((k) => k.key).filter(predicate);
       if (keys.length === 0) continue;
-      s.keys = s.keys.filter((k) => !predicate(k));
+      s.keys = s.keys.filter((k) => !predicate(k.key));
       const msg: ToWorker = { type: 'release', keys };
       s.worker.postMessage(msg);
     }
@@ -221,7 +223,7 @@ export class WorkerPool {
     if (msg.type === 'result') p.resolve(msg.outputs);
     else {
       // A failed load leaves no session behind.
-      if (msg.message.startsWith('onnxruntime could not load')) slot.keys = slot.keys.filter((k) => k !== p.job.key);
+      if (msg.message.startsWith('onnxruntime could not load')) slot.keys = slot.keys.filter((k) => k.key !== p.job.key);
       p.reject(new IntrospectError(msg.kind, msg.message));
     }
     this.pump();
@@ -233,7 +235,7 @@ export class WorkerPool {
       if (idle.length === 0) return;
       // Oldest job first; the idle worker that already holds its graph if there is one.
       const p = this.queue[0]!;
-      const slot = idle.find((s) => s.keys.includes(p.job.key)) ?? idle[0]!;
+      const slot = idle.find((s) => s.keys.some((k) => k.key === p.job.key)) ?? idle[0]!;
       this.queue.shift();
       this.dispatch(slot, p);
     }
@@ -243,8 +245,9 @@ export class WorkerPool {
     const { job } = p;
     let model: Uint8Array | undefined;
     const evict: string[] = [];
-    const at = slot.keys.indexOf(job.key);
-    if (at >= 0) slot.keys.splice(at, 1);
+    const at = slot.keys.findIndex((k) => k.key === job.key);
+    let entry: { key: string; bytes: number };
+    if (at >= 0) entry = slot.keys.splice(at, 1)[0]!;
     else {
       try {
         model = job.model();
@@ -252,9 +255,15 @@ export class WorkerPool {
         p.reject(e as Error);
         return;
       }
-      while (slot.keys.length >= this.opts.sessionsPerWorker) evict.push(slot.keys.shift()!);
+      entry = { key: job.key, bytes: model.byteLength };
+      let held = slot.keys.reduce((sum, k) => sum + k.bytes, 0);
+      while (slot.keys.length > 0 && held + entry.bytes > this.opts.sessionBytesPerWorker) {
+        const old = slot.keys.shift()!;
+        held -= old.bytes;
+        evict.push(old.key);
+      }
     }
-    slot.keys.push(job.key);
+    slot.keys.push(entry);
     slot.busy = p;
     this.counters.dispatched++;
     if (model) this.counters.graphsSent++;
