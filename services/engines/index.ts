@@ -21,8 +21,8 @@ export interface Engines {
 }
 
 export function createEngines(opts: EnginesOptions = {}): Engines {
-  const onnxruntime = new OnnxRuntimeEngine({ log: opts.log, ...opts.onnxruntime });
-  const tfjs = new TfjsEngine({ log: opts.log, ...opts.tfjs });
+  const onnxruntime = new OnnxRuntimeEngine({ ...opts.onnxruntime, log: opts.onnxruntime?.log ?? opts.log });
+  const tfjs = new TfjsEngine({ ...opts.tfjs, log: opts.tfjs?.log ?? opts.log });
   const engines: Engines = {
     onnxruntime,
     tfjs,

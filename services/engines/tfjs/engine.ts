@@ -38,6 +38,11 @@ export interface TfjsOptions {
   backend?: TfjsBackendName;
   /** Upper bound on the tensors of one chunk (default 512 MiB). */
   memoryBudgetBytes?: number;
+  /**
+   * Most rows (images, neurons) per chunk (default 32): tfjs runs on the calling thread, so chunks bound how long
+   * the event loop waits.
+   */
+  maxChunkRows?: number;
   /** Conv backward: conv2d with flipped kernels or conv2dTranspose (default: transpose on 'tensorflow', else flipped). */
   convBackward?: ConvBackwardMode;
   log?: (message: string) => void;
@@ -57,6 +62,9 @@ export class TfjsEngine implements Engine {
   constructor(private readonly opts: TfjsOptions = {}) {
     this.memoryBudgetBytes = opts.memoryBudgetBytes ?? 512 * MiB;
     if (!(this.memoryBudgetBytes > 0)) throw invalidArgument(`memoryBudgetBytes must be positive, got ${this.memoryBudgetBytes}`);
+    if (opts.maxChunkRows !== undefined && !(Number.isInteger(opts.maxChunkRows) && opts.maxChunkRows >= 1)) {
+      throw invalidArgument(`maxChunkRows must be a positive integer, got ${opts.maxChunkRows}`);
+    }
     if (opts.backend && !['tensorflow', 'wasm', 'cpu'].includes(opts.backend)) {
       throw invalidArgument(`unknown tfjs backend ${String(opts.backend)}`);
     }
@@ -232,7 +240,8 @@ export class TfjsEngine implements Engine {
 
   /** Runs `fn` per chunk, in order, yielding to the event loop and checking the signal between chunks. */
   private async eachChunk(total: number, rowBytes: number, signal: AbortSignal | undefined, fn: (c: Chunk) => Promise<void>): Promise<void> {
-    for (const c of planChunks(total, rowBytes, this.memoryBudgetBytes, 1)) {
+    const maxRows = this.opts.maxChunkRows ?? 32;
+    for (const c of planChunks(total, rowBytes, Math.min(this.memoryBudgetBytes, maxRows * rowBytes), 1)) {
       throwIfAborted(signal);
       await activate(this.choice!.backend);
       await fn(c);
