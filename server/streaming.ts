@@ -61,16 +61,26 @@ export function callSignal(call: ServerSurfaceCall): CallSignal {
   };
 }
 
-/** Rejects with the signal's reason once it fires. */
-function abortPromise(signal: AbortSignal): { promise: Promise<never>; dispose(): void } {
-  let onAbort: () => void = () => {};
-  const promise = new Promise<never>((_, reject) => {
-    onAbort = () => reject(reasonOf(signal));
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
+/**
+ * `p`, or the signal's reason if it fires first. The listener is removed when `p` settles, so a long
+ * stream does not pile up reactions on one pending promise.
+ */
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(reasonOf(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(reasonOf(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
   });
-  promise.catch(() => {});
-  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) };
 }
 
 export function reasonOf(signal: AbortSignal): IntrospectError {
@@ -88,18 +98,18 @@ export async function writeAll<T>(
   items: AsyncIterable<T>,
   signal: AbortSignal,
 ): Promise<number> {
-  const aborted = abortPromise(signal);
   const iterator = items[Symbol.asyncIterator]();
   let count = 0;
   try {
     for (;;) {
-      if (signal.aborted) throw reasonOf(signal);
-      const next = await Promise.race([iterator.next(), aborted.promise]);
+      const next = await raceAbort(iterator.next(), signal);
       if (next.done) return count;
       if (signal.aborted) throw reasonOf(signal);
       count++;
       if (!call.write(next.value)) {
-        await Promise.race([once(call, 'drain'), aborted.promise]);
+        await once(call, 'drain', { signal }).catch((err: unknown) => {
+          throw signal.aborted ? reasonOf(signal) : err;
+        });
       }
     }
   } catch (err) {
@@ -107,7 +117,5 @@ export async function writeAll<T>(
     // the status goes out at once, and ignore what it says while closing.
     Promise.resolve(iterator.return?.()).catch(() => {});
     throw err;
-  } finally {
-    aborted.dispose();
   }
 }
