@@ -187,6 +187,27 @@ describe('engines: behaviour', function () {
     }
   });
 
+  it('tfjs: a model released while a call uses it keeps its weights until the call ends', async function () {
+    needShared(this, 'models/resnet20_cifar10.onnx', 'datasets/cifar-10-batches-bin/test_batch.bin');
+    const { model } = sharedModel('resnet20_cifar10.onnx');
+    const { data } = cifarImages(8, 1, true);
+    const e = new TfjsEngine({ maxChunkRows: 1, log: () => undefined });
+    try {
+      await e.ready();
+      const target = { kind: 'conv' as const, layer: 9, channels: [0, 1, 2, 3, 4, 5], objective: 'abs_sum' as const };
+      const want = await engines.tfjs.attribute(model, data, target, 'guided');
+      const baseline = tf.memory().numTensors;
+      const running = e.attribute(model, data, target, 'guided');
+      await new Promise((r) => setImmediate(r));
+      await e.release(model.id);
+      const got = await running;
+      assert.ok(rowRelativeError(got, want, data.length) < 1e-6);
+      assert.equal(tf.memory().numTensors, baseline, 'the released weights are freed once the call is done');
+    } finally {
+      await e.close();
+    }
+  });
+
   it('onnxruntime: release drops the sessions; the next call sends the graph again', async function () {
     needShared(this, 'models/resnet20_cifar10.onnx', 'datasets/cifar-10-batches-bin/test_batch.bin');
     const { model } = sharedModel('resnet20_cifar10.onnx');

@@ -50,13 +50,21 @@ export interface TfjsOptions {
 
 const MiB = 1024 ** 2;
 
+interface ModelEntry {
+  pm: PreparedModel;
+  /** Calls running with these tensors. */
+  users: number;
+  /** Released: dispose when the last user is done. */
+  retired: boolean;
+}
+
 export class TfjsEngine implements Engine {
   readonly kind = 'tfjs' as const;
   readonly memoryBudgetBytes: number;
   private readonly log: (m: string) => void;
   private choice: TfjsBackendChoice | undefined;
   private init: Promise<TfjsBackendChoice> | undefined;
-  private readonly models = new Map<string, PreparedModel>();
+  private readonly models = new Map<string, ModelEntry>();
   private closed = false;
 
   constructor(private readonly opts: TfjsOptions = {}) {
@@ -92,23 +100,24 @@ export class TfjsEngine implements Engine {
   async forward(model: EngineModel, input: Float32Array, n: number, opts?: RunOptions): Promise<Float32Array> {
     checkInput(model, input, n);
     const masks = checkMask(model, opts?.mask);
-    const pm = await this.prepare(model);
-    const g = model.graph;
-    const out = new Float32Array(n * model.classes);
-    const maskTensors = new Map(masks.map((m) => [m.layer.output, tf.tensor1d(maskVector(m.layer.channels, m.channels))]));
-    try {
-      await this.eachChunk(n, forwardRowBytes(g), opts?.signal, async (c) => {
-        const x = fromNchw(this.rows(model, input, c), c.end - c.start, g.input.shape);
-        const values = runForward(pm, x, { keep: new Set([g.output]), masks: maskTensors });
-        x.dispose();
-        const logits = values.get(g.output)!;
-        out.set(await logits.data<'float32'>(), c.start * model.classes);
-        logits.dispose();
-      });
-    } finally {
-      maskTensors.forEach((t) => t.dispose());
-    }
-    return out;
+    return this.using(model, async (pm) => {
+      const g = model.graph;
+      const out = new Float32Array(n * model.classes);
+      const maskTensors = new Map(masks.map((m) => [m.layer.output, tf.tensor1d(maskVector(m.layer.channels, m.channels))]));
+      try {
+        await this.eachChunk(n, forwardRowBytes(g), opts?.signal, async (c) => {
+          const x = fromNchw(this.rows(model, input, c), c.end - c.start, g.input.shape);
+          const values = runForward(pm, x, { keep: new Set([g.output]), masks: maskTensors });
+          x.dispose();
+          const logits = values.get(g.output)!;
+          out.set(await logits.data<'float32'>(), c.start * model.classes);
+          logits.dispose();
+        });
+      } finally {
+        maskTensors.forEach((t) => t.dispose());
+      }
+      return out;
+    });
   }
 
   async activations(
@@ -121,42 +130,43 @@ export class TfjsEngine implements Engine {
     checkInput(model, input, n);
     const requested = checkLayers(model, layers);
     const masks = checkMask(model, opts?.mask);
-    const pm = await this.prepare(model);
-    const g = model.graph;
-    const actValues = requested.map((l) => activationValue(g, l));
-    const results = requested.map((l) => ({
-      layer: l.index,
-      channels: l.channels,
-      mean: new Float32Array(n * l.channels),
-      zeroFraction: new Float32Array(n * l.channels),
-    }));
-    const maskTensors = new Map(masks.map((m) => [m.layer.output, tf.tensor1d(maskVector(m.layer.channels, m.channels))]));
-    try {
-      await this.eachChunk(n, forwardRowBytes(g), opts?.signal, async (c) => {
-        const x = fromNchw(this.rows(model, input, c), c.end - c.start, g.input.shape);
-        const values = runForward(pm, x, { keep: new Set(actValues), masks: maskTensors });
-        x.dispose();
-        try {
-          for (let i = 0; i < requested.length; i++) {
-            const a = values.get(actValues[i]!)!;
-            const [mean, zero] = tf.tidy(() => [tf.mean(a, [1, 2]), tf.mean(tf.cast(tf.lessEqual(a, 0), 'float32'), [1, 2])]) as [
-              tf.Tensor,
-              tf.Tensor,
-            ];
-            const r = results[i]!;
-            r.mean.set(await mean.data<'float32'>(), c.start * r.channels);
-            r.zeroFraction.set(await zero.data<'float32'>(), c.start * r.channels);
-            mean.dispose();
-            zero.dispose();
+    return this.using(model, async (pm) => {
+      const g = model.graph;
+      const actValues = requested.map((l) => activationValue(g, l));
+      const results = requested.map((l) => ({
+        layer: l.index,
+        channels: l.channels,
+        mean: new Float32Array(n * l.channels),
+        zeroFraction: new Float32Array(n * l.channels),
+      }));
+      const maskTensors = new Map(masks.map((m) => [m.layer.output, tf.tensor1d(maskVector(m.layer.channels, m.channels))]));
+      try {
+        await this.eachChunk(n, forwardRowBytes(g), opts?.signal, async (c) => {
+          const x = fromNchw(this.rows(model, input, c), c.end - c.start, g.input.shape);
+          const values = runForward(pm, x, { keep: new Set(actValues), masks: maskTensors });
+          x.dispose();
+          try {
+            for (let i = 0; i < requested.length; i++) {
+              const a = values.get(actValues[i]!)!;
+              const [mean, zero] = tf.tidy(() => [tf.mean(a, [1, 2]), tf.mean(tf.cast(tf.lessEqual(a, 0), 'float32'), [1, 2])]) as [
+                tf.Tensor,
+                tf.Tensor,
+              ];
+              const r = results[i]!;
+              r.mean.set(await mean.data<'float32'>(), c.start * r.channels);
+              r.zeroFraction.set(await zero.data<'float32'>(), c.start * r.channels);
+              mean.dispose();
+              zero.dispose();
+            }
+          } finally {
+            values.forEach((t) => t.dispose());
           }
-        } finally {
-          values.forEach((t) => t.dispose());
-        }
-      });
-    } finally {
-      maskTensors.forEach((t) => t.dispose());
-    }
-    return results;
+        });
+      } finally {
+        maskTensors.forEach((t) => t.dispose());
+      }
+      return results;
+    });
   }
 
   async attribute(
@@ -170,72 +180,89 @@ export class TfjsEngine implements Engine {
     checkAttributionOptions(opts);
     checkRule(rule);
     const rows = checkTarget(model, target);
-    const pm = await this.prepare(model);
-    const g = model.graph;
-    const targetValue = target.kind === 'conv' ? model.convLayers[target.layer]!.output : g.output;
-    const picks = target.kind === 'conv' ? target.channels : target.classes;
-    const per = sampleSize(model);
-    const out = new Float32Array(rows * per);
-    const x = fromNchw(input, 1, g.input.shape);
-    const pass = (() => {
+    return this.using(model, async (pm) => {
+      const g = model.graph;
+      const targetValue = target.kind === 'conv' ? model.convLayers[target.layer]!.output : g.output;
+      const picks = target.kind === 'conv' ? target.channels : target.classes;
+      const per = sampleSize(model);
+      const out = new Float32Array(rows * per);
+      const x = fromNchw(input, 1, g.input.shape);
+      const pass = (() => {
+        try {
+          return prepareBackward(pm, x, targetValue, rule, this.convBackward);
+        } finally {
+          x.dispose();
+        }
+      })();
       try {
-        return prepareBackward(pm, x, targetValue, rule, this.convBackward);
-      } finally {
-        x.dispose();
-      }
-    })();
-    try {
-      await this.eachChunk(rows, attributionRowBytes(g, targetValue), opts?.signal, async (c) => {
-        const seed = tf.tidy(() => {
-          const ids = tf.tensor1d(picks.slice(c.start, c.end), 'int32');
-          // oneHot as int32, then cast: tfjs-backend-wasm 4.22 writes integer bits into a float32 oneHot.
-          if (target.kind === 'conv') {
-            const z = pass.target; // [1, H, W, C]
-            const base = target.objective === 'abs_sum' ? tf.sign(z) : tf.cast(tf.greater(z, 0), 'float32');
-            const channels = z.shape[3]!;
-            const onehot = tf.reshape(tf.cast(tf.oneHot(ids, channels), 'float32'), [c.end - c.start, 1, 1, channels]);
-            return tf.mul(base, onehot);
-          }
-          const onehot = tf.cast(tf.oneHot(ids, model.classes), 'float32');
-          return tf.reshape(onehot, layoutShape(c.end - c.start, pm.shape(g.output)));
+        await this.eachChunk(rows, attributionRowBytes(g, targetValue), opts?.signal, async (c) => {
+          const seed = tf.tidy(() => {
+            const ids = tf.tensor1d(picks.slice(c.start, c.end), 'int32');
+            // oneHot as int32, then cast: tfjs-backend-wasm 4.22 writes integer bits into a float32 oneHot.
+            if (target.kind === 'conv') {
+              const z = pass.target; // [1, H, W, C]
+              const base = target.objective === 'abs_sum' ? tf.sign(z) : tf.cast(tf.greater(z, 0), 'float32');
+              const channels = z.shape[3]!;
+              const onehot = tf.reshape(tf.cast(tf.oneHot(ids, channels), 'float32'), [c.end - c.start, 1, 1, channels]);
+              return tf.mul(base, onehot);
+            }
+            const onehot = tf.cast(tf.oneHot(ids, model.classes), 'float32');
+            return tf.reshape(onehot, layoutShape(c.end - c.start, pm.shape(g.output)));
+          });
+          const gi = runBackward(pm, pass, seed);
+          seed.dispose();
+          const nchw = toNchw(gi, g.input.shape);
+          gi.dispose();
+          out.set(await nchw.data<'float32'>(), c.start * per);
+          nchw.dispose();
         });
-        const gi = runBackward(pm, pass, seed);
-        seed.dispose();
-        const nchw = toNchw(gi, g.input.shape);
-        gi.dispose();
-        out.set(await nchw.data<'float32'>(), c.start * per);
-        nchw.dispose();
-      });
-    } finally {
-      disposeBackward(pass);
-    }
-    return out;
+      } finally {
+        disposeBackward(pass);
+      }
+      return out;
+    });
   }
 
   async release(modelId: string): Promise<void> {
-    this.models.get(modelId)?.dispose();
+    const entry = this.models.get(modelId);
     this.models.delete(modelId);
+    if (entry) this.retire(entry);
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const pm of this.models.values()) pm.dispose();
+    for (const entry of this.models.values()) this.retire(entry);
     this.models.clear();
   }
 
   // -------------------------------------------------------------------------------------------------------
 
-  private async prepare(model: EngineModel): Promise<PreparedModel> {
+  /**
+   * Runs `fn` with the model's converted weights. A model released meanwhile keeps its tensors until every call
+   * using them has finished.
+   */
+  private async using<T>(model: EngineModel, fn: (pm: PreparedModel) => Promise<T>): Promise<T> {
     if (this.closed) throw failedPrecondition('the tfjs engine is closed');
     await this.ready();
     await activate(this.choice!.backend);
-    let pm = this.models.get(model.id);
-    if (!pm || pm.graph !== model.graph) {
-      pm?.dispose();
-      pm = new PreparedModel(model);
-      this.models.set(model.id, pm);
+    let entry = this.models.get(model.id);
+    if (!entry || entry.pm.graph !== model.graph) {
+      if (entry) this.retire(entry);
+      entry = { pm: new PreparedModel(model), users: 0, retired: false };
+      this.models.set(model.id, entry);
     }
-    return pm;
+    entry.users++;
+    try {
+      return await fn(entry.pm);
+    } finally {
+      entry.users--;
+      if (entry.retired && entry.users === 0) entry.pm.dispose();
+    }
+  }
+
+  private retire(entry: ModelEntry): void {
+    entry.retired = true;
+    if (entry.users === 0) entry.pm.dispose();
   }
 
   /** Runs `fn` per chunk, in order, yielding to the event loop and checking the signal between chunks. */
