@@ -11,10 +11,14 @@ import '@tensorflow/tfjs-backend-cpu';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { IntrospectError } from '../../services/errors';
 import { createEngines, type Engines } from '../../services/engines';
-import type { AttributionTarget, EngineModel } from '../../services/engines/engine';
+import type { AttributionTarget, Engine, EngineModel } from '../../services/engines/engine';
+import { TfjsEngine } from '../../services/engines/tfjs/engine';
 import { importTfjsLayers, loadTfjsLayersFromDir } from '../../services/graph/tfjs-import';
 import { functionalFixture, nchwToNhwc, nhwcToNchw, saveToTempDir, sequentialFixture } from './fixture-model';
 import { engineModel, relativeError, rowRelativeError, seededRandom } from './support';
+
+const KINDS = ['onnxruntime', 'tfjs', 'tfjs-cpu'] as const;
+type Kind = (typeof KINDS)[number];
 
 interface Fixture {
   name: string;
@@ -43,11 +47,16 @@ function softmaxRows(logits: Float32Array, k: number): Float32Array {
 
 describe('engines: tfjs LayersModel importer', function () {
   let engines: Engines;
+  /** The tfjs engine forced onto the plain JS cpu backend (the default one here is wasm). */
+  let tfjsCpu: TfjsEngine;
   const fixtures: Fixture[] = [];
+  const engine = (kind: Kind): Engine => (kind === 'tfjs-cpu' ? tfjsCpu : engines.engineFor(kind));
 
   before(async function () {
     engines = createEngines({ onnxruntime: { workers: 1, intraOpThreads: 1 }, log: () => undefined });
     await engines.ready();
+    tfjsCpu = new TfjsEngine({ backend: 'cpu', log: () => undefined });
+    assert.equal((await tfjsCpu.ready()).backend, 'cpu');
     for (const [name, build, shape, softmax] of [
       ['sequential', sequentialFixture, [3, 14, 14], false],
       ['functional', functionalFixture, [2, 10, 10], true],
@@ -62,6 +71,7 @@ describe('engines: tfjs LayersModel importer', function () {
 
   after(async function () {
     await engines?.close();
+    await tfjsCpu?.close();
     for (const f of fixtures) f.keras.dispose();
   });
 
@@ -80,13 +90,13 @@ describe('engines: tfjs LayersModel importer', function () {
     assert.equal(fun.graph.nodes[fun.graph.nodes.length - 1]!.op.op, 'dense', 'the trailing softmax is removed');
   });
 
-  for (const kind of ['onnxruntime', 'tfjs'] as const) {
+  for (const kind of KINDS) {
     it(`${kind}: logits equal tfjs-layers model.predict on both fixtures`, async function () {
       for (const f of fixtures) {
         const [c, h, w] = f.shape;
         const n = 3;
         const x = randomImages(n, c * h * w, 5);
-        const got = await engines.engineFor(kind).forward(f.model, x, n);
+        const got = await engine(kind).forward(f.model, x, n);
         const predicted = tf.tidy(() => f.keras.predict(tf.tensor4d(nchwToNhwc(x, n, c, h, w), [n, h, w, c])) as tf.Tensor);
         const want = (await predicted.data()) as Float32Array;
         predicted.dispose();
@@ -96,12 +106,13 @@ describe('engines: tfjs LayersModel importer', function () {
     });
   }
 
-  it('tfjs: logit input gradients equal tf.grad through the tfjs-layers model', async function () {
+  it('tfjs (wasm, cpu): logit input gradients equal tf.grad through the tfjs-layers model', async function () {
     const f = fixtures[0]!;
     const [c, h, w] = f.shape;
     const x = randomImages(1, c * h * w, 9);
     const classes = [0, 3];
     const got = await engines.tfjs.attribute(f.model, x, { kind: 'logit', classes }, 'gradient');
+    const gotCpu = await tfjsCpu.attribute(f.model, x, { kind: 'logit', classes }, 'gradient');
     // The reference runs tfjs autodiff on the cpu backend (wasm lacks some gradient kernels).
     const active = tf.getBackend();
     await tf.setBackend('cpu');
@@ -114,15 +125,17 @@ describe('engines: tfjs LayersModel importer', function () {
         });
         const want = nhwcToNchw((await grad.data()) as Float32Array, 1, c, h, w);
         grad.dispose();
-        const row = got.subarray(i * c * h * w, (i + 1) * c * h * w);
-        assert.ok(relativeError(row, want) < 1e-4, `class ${classes[i]}: relative error ${relativeError(row, want)}`);
+        for (const [name, all] of [['wasm', got], ['cpu', gotCpu]] as const) {
+          const row = all.subarray(i * c * h * w, (i + 1) * c * h * w);
+          assert.ok(relativeError(row, want) < 1e-4, `${name}, class ${classes[i]}: relative error ${relativeError(row, want)}`);
+        }
       }
     } finally {
       await tf.setBackend(active);
     }
   });
 
-  it('attributions agree between engines on both fixtures (leaky ReLU, ReLU6, sigmoid, tanh, depthwise, pools)', async function () {
+  it('attributions agree between onnxruntime and tfjs (wasm, cpu) on both fixtures (leaky ReLU, ReLU6, sigmoid, tanh, depthwise, pools)', async function () {
     for (const f of fixtures) {
       const [c, h, w] = f.shape;
       const x = randomImages(1, c * h * w, 13);
@@ -133,11 +146,13 @@ describe('engines: tfjs LayersModel importer', function () {
       for (const target of targets) {
         for (const rule of ['guided', 'gradient', 'deconv'] as const) {
           const a = await engines.onnxruntime.attribute(f.model, x, target, rule);
-          const b = await engines.tfjs.attribute(f.model, x, target, rule);
-          const what = `${f.name} ${rule} ${JSON.stringify(target)}`;
-          assert.ok(b.some((v) => v !== 0), `${what}: not all zeros`);
-          const err = rowRelativeError(a, b, c * h * w);
-          assert.ok(err < 1e-4, `${what}: relative error ${err}`);
+          for (const tfjsEngine of [engines.tfjs, tfjsCpu]) {
+            const b = await tfjsEngine.attribute(f.model, x, target, rule);
+            const what = `${f.name} ${tfjsEngine.status().backend} ${rule} ${JSON.stringify(target)}`;
+            assert.ok(b.some((v) => v !== 0), `${what}: not all zeros`);
+            const err = rowRelativeError(a, b, c * h * w);
+            assert.ok(err < 1e-4, `${what}: relative error ${err}`);
+          }
         }
       }
     }

@@ -17,11 +17,6 @@ export function tensorAxis(s: Shape, a: number): number {
   return isMap(s) ? [3, 1, 2][a]! : a + 1;
 }
 
-/** Per-sample IR axis of each tensor axis after the batch axis (inverse of `tensorAxis`). */
-export function irAxes(s: Shape): number[] {
-  return isMap(s) ? [1, 2, 0] : s.map((_, i) => i);
-}
-
 /** A tensor in layout from NCHW-ordered data of `n` samples. */
 export function fromNchw(data: Float32Array, n: number, s: Shape): tf.Tensor {
   if (!isMap(s)) return tf.tensor(data, [n, ...s], 'float32');
