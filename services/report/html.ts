@@ -28,6 +28,7 @@ svg text { font-size: 11px; fill: #333; } svg text.axis-title { font-size: 12px;
 svg line.grid { stroke: #eee; } svg .point { cursor: pointer; } svg .band, svg .series path { pointer-events: none; } svg rect.cell.diagonal { stroke: #111; stroke-width: 1.5; }
 #tooltip { position: absolute; pointer-events: none; background: #222; color: #fff; padding: 3px 7px; border-radius: 3px; font-size: 12px; white-space: nowrap; z-index: 10; }
 .toggles { display: flex; flex-wrap: wrap; gap: 4px 14px; margin: 8px 0; font-size: .9rem; }
+.legend { display: flex; flex-wrap: wrap; gap: 4px 14px; margin: 6px 0 12px; font-size: .85rem; }
 .toggle { cursor: pointer; user-select: none; } .swatch { display: inline-block; width: 12px; height: 12px; margin: 0 4px; vertical-align: -1px; border-radius: 2px; }
 table { border-collapse: collapse; font-size: .85rem; background: #fff; }
 th, td { border: 1px solid #e3e3e3; padding: 3px 8px; text-align: right; } th { background: #f2f2f2; } td.key, th.key { text-align: left; }

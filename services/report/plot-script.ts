@@ -100,6 +100,22 @@ export const PLOT_SCRIPT = String.raw`
     return svg;
   }
 
+  function legend(host, series) {
+    var box = document.createElement('div');
+    box.className = 'legend';
+    series.forEach(function (s) {
+      var item = document.createElement('span');
+      item.className = 'legend-item';
+      var swatch = document.createElement('span');
+      swatch.className = 'swatch';
+      swatch.style.background = s.color;
+      item.appendChild(swatch);
+      item.appendChild(document.createTextNode(s.name));
+      box.appendChild(item);
+    });
+    host.appendChild(box);
+  }
+
   // opts: { title, rowLabels, colLabels, values (row-major) }
   function heatmap(host, opts) {
     var rows = opts.rowLabels.length, cols = opts.colLabels.length;
@@ -193,7 +209,9 @@ export const PLOT_SCRIPT = String.raw`
         width: d.depth === 0 ? 3 : 1.5, dash: d.depth === 0 ? 'none' : '5 3',
       };
     });
-    linePlot(document.getElementById('plot-sanity'), { title: 'sanity check', xLabels: curves.layers.map(String), yLabel: 'mean similarity over classes', series: depthSeries });
+    var sanityHost = document.getElementById('plot-sanity');
+    linePlot(sanityHost, { title: 'sanity check', xLabels: curves.layers.map(String), yLabel: 'mean similarity over classes', series: depthSeries });
+    legend(sanityHost, depthSeries);
   }
   document.body.setAttribute('data-plots-ready', 'true');
 })();
