@@ -9,7 +9,7 @@
  * values are computed as it arrives and its images dropped, except the few kept for the rankings.
  */
 import type { Engine, EngineModel } from '../engines/engine';
-import { invalidArgument, throwIfAborted } from '../errors';
+import { IntrospectError, invalidArgument, throwIfAborted } from '../errors';
 import { comparator, type ImageShape, type MetricName } from './metrics';
 import { attributeWith, neuronImageChunks, type AttributionSettings, type ChunkingOptions } from './neuron-images';
 
@@ -240,13 +240,6 @@ export async function* similarity(opts: SimilarityOptions): AsyncGenerator<Simil
     const compare = comparator(r.metric, reference, shape);
     const row: LayerStats[] = [];
     let acc: LayerAccumulator | undefined;
-    const finish = function* (): Generator<SimilarityEvent> {
-      if (!acc) return;
-      const layer = acc.result();
-      row.push({ mean: layer.mean, std: layer.std, dead: layer.dead.length });
-      yield { kind: 'layer', layer, done, total };
-      acc = undefined;
-    };
     const chunks = neuronImageChunks({
       ...r.attribution,
       engine,
@@ -259,7 +252,6 @@ export async function* similarity(opts: SimilarityOptions): AsyncGenerator<Simil
       concurrency: opts.concurrency,
     });
     for await (const chunk of chunks) {
-      if (acc && acc.layer !== chunk.layer) yield* finish();
       acc ??= new LayerAccumulator(classIndex, chunk.layer, model.convLayers[chunk.layer].channels, r.rankImages);
       for (let b = 0; b < chunk.neurons.length; b++) {
         const image = chunk.images.subarray(b * size, (b + 1) * size);
@@ -267,9 +259,15 @@ export async function* similarity(opts: SimilarityOptions): AsyncGenerator<Simil
         acc.add(chunk.neurons[b], value, dead, image);
       }
       done += chunk.neurons.length;
-      if (acc.count < acc.values.length) yield { kind: 'progress', done, total };
+      if (acc.count < acc.values.length) {
+        yield { kind: 'progress', done, total };
+        continue;
+      }
+      const layer = acc.result();
+      row.push({ mean: layer.mean, std: layer.std, dead: layer.dead.length });
+      acc = undefined;
+      yield { kind: 'layer', layer, done, total };
     }
-    yield* finish();
     stats.push(row);
   }
   yield { kind: 'summary', curves: buildCurves(r.classes, r.layers, stats), done, total };
@@ -282,5 +280,5 @@ export async function collectSimilarity(opts: SimilarityOptions): Promise<{ laye
     if (event.kind === 'layer') layers.push(event.layer);
     else if (event.kind === 'summary') return { layers, curves: event.curves };
   }
-  throw invalidArgument('similarity ended without a summary');
+  throw new IntrospectError('internal', 'similarity ended without a summary');
 }
