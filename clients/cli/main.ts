@@ -12,10 +12,24 @@ import { GLOBAL_FLAGS, type Command } from './command';
 import { analysisCommands } from './commands/analysis';
 import { callCommand } from './commands/call';
 import { datasetCommands } from './commands/datasets';
+import { examplesCommand } from './commands/examples';
 import { modelCommands } from './commands/models';
+import { neuronsCommand } from './commands/neurons';
+import { reportCommand } from './commands/report';
+import { sanityCommand, similarityCommand } from './commands/similarity';
 import { CliContext, readAllStdin, type CliIo } from './context';
 
-export const COMMANDS: Command[] = [callCommand, ...modelCommands, ...datasetCommands, ...analysisCommands];
+export const COMMANDS: Command[] = [
+  callCommand,
+  ...modelCommands,
+  ...datasetCommands,
+  ...analysisCommands,
+  neuronsCommand,
+  similarityCommand,
+  examplesCommand,
+  sanityCommand,
+  reportCommand,
+];
 
 const DEFAULT_SERVER = 'localhost:50051';
 

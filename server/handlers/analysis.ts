@@ -1,36 +1,35 @@
 /**
- * AnalysisService. Every RPC answers UNIMPLEMENTED until its handler is wired here; wiring one is a
- * few lines with the plumbing in ../rpc.ts, e.g.
- *
- *   classAverages: serverStream(deps, (req: ClassAveragesRequest, ctx) => classAveragesStream(app, req, ctx)),
- *
- *   async function* classAveragesStream(app: App, req: ClassAveragesRequest, ctx: RpcContext) {
- *     const { model, forward } = await modelContext(app, req.model, req.engine);   // ./common.ts
- *     const dataset = datasetNamed(app, req.dataset);
- *     for await (const a of classAverages({ dataset, forward, signal: ctx.signal, ... })) {
- *       app.metrics.imagesComputed.inc({ kind: 'class_average' });
- *       yield { classIndex: a.classIndex, image: { tensor: float32Tensor(a.image, [...model.inputShape]), png }, ... };
- *     }
- *   }
- *
- * Throw IntrospectErrors (invalidArgument naming the field, ...); the plumbing maps them to statuses,
- * honours backpressure, and aborts ctx.signal on cancel, deadline and shutdown.
+ * AnalysisService. Thin handlers: each decodes and checks its request (INVALID_ARGUMENT naming the
+ * field), calls a service, and streams the results out (./analysis-*.ts). Results that are expensive
+ * to compute again (class averages, similarity streams) are cached per server (./analysis-cache.ts).
+ * Prune and LayerProbes answer UNIMPLEMENTED until the pruning work lands.
  */
 import type { AnalysisServiceServer } from '../../clients/generated/introspect/v1/analysis';
+import { unimplemented } from '../../services/errors';
 import type { App } from '../app';
-import { notYetServerStream, notYetUnary } from '../rpc';
+import { serverStream, unary } from '../rpc';
+import { classAveragesStream, confidenceMatrixCall, type AnalysisDeps } from './analysis-averages';
+import { createAnalysisCaches, type AnalysisCaches } from './analysis-cache';
+import { datasetExamplesStream } from './analysis-examples';
+import { neuronImagesStream } from './analysis-neurons';
+import { sanityCheckStream, similarityStream } from './analysis-similarity';
 
-export function analysisHandlers(app: App): AnalysisServiceServer {
-  const deps = app.rpc;
-  const rpc = (m: string): string => `AnalysisService.${m}`;
+/** A server stream that fails at once with UNIMPLEMENTED. */
+async function* notYet(rpc: string): AsyncGenerator<never> {
+  throw unimplemented(`AnalysisService.${rpc} is not implemented by this server yet: it comes with the pruning issue (SPEC §4)`);
+}
+
+export function analysisHandlers(app: App, caches: AnalysisCaches = createAnalysisCaches()): AnalysisServiceServer {
+  const rpc = app.rpc;
+  const deps: AnalysisDeps = { app, caches };
   return {
-    classAverages: notYetServerStream(deps, rpc('ClassAverages')),
-    confidenceMatrix: notYetUnary(deps, rpc('ConfidenceMatrix')),
-    neuronImages: notYetServerStream(deps, rpc('NeuronImages')),
-    similarity: notYetServerStream(deps, rpc('Similarity')),
-    datasetExamples: notYetServerStream(deps, rpc('DatasetExamples')),
-    sanityCheck: notYetServerStream(deps, rpc('SanityCheck')),
-    prune: notYetServerStream(deps, rpc('Prune')),
-    layerProbes: notYetServerStream(deps, rpc('LayerProbes')),
+    classAverages: serverStream(rpc, (req, ctx) => classAveragesStream(deps, req, ctx)),
+    confidenceMatrix: unary(rpc, (req, ctx) => confidenceMatrixCall(deps, req, ctx)),
+    neuronImages: serverStream(rpc, (req, ctx) => neuronImagesStream(deps, req, ctx)),
+    similarity: serverStream(rpc, (req, ctx) => similarityStream(deps, req, ctx)),
+    datasetExamples: serverStream(rpc, (req, ctx) => datasetExamplesStream(deps, req, ctx)),
+    sanityCheck: serverStream(rpc, (req, ctx) => sanityCheckStream(deps, req, ctx)),
+    prune: serverStream(rpc, () => notYet('Prune')),
+    layerProbes: serverStream(rpc, () => notYet('LayerProbes')),
   };
 }

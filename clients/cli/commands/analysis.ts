@@ -1,60 +1,14 @@
 /** `introspect predict|evaluate|averages|confidence`. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import {
-  AverageKind,
-  ClassAverage,
-  ConfidenceMatrixResponse,
-  type AverageSpec,
-} from '../../generated/introspect/v1/analysis';
-import { Engine } from '../../generated/introspect/v1/common';
+import { AverageKind, ConfidenceMatrixResponse } from '../../generated/introspect/v1/analysis';
 import { EvaluateResponse, PredictResponse } from '../../generated/introspect/v1/models';
-import { UsageError, numberListFlag, type FlagSpec, type ParsedArgs } from '../args';
-import { bool, num, str, type Command } from '../command';
+import { UsageError, type ParsedArgs } from '../args';
+import { num, str, type Command } from '../command';
 import { percent, safeName, table } from '../format';
+import { AVERAGE_FLAGS, ENGINE_FLAG, averageSpec, engineFlag, indexList } from './analysis-flags';
+import { averageEntry, fixed } from '../../report/entries';
 import { splitFlag } from './datasets';
-
-const ENGINE_FLAG: Record<string, FlagSpec> = {
-  engine: { type: 'string', arg: 'onnxruntime|tfjs', help: "engine (default: the server's)" },
-};
-
-function engineFlag(v: string | undefined): Engine {
-  if (v === undefined) return Engine.ENGINE_UNSPECIFIED;
-  if (v === 'onnxruntime' || v === 'ort') return Engine.ENGINE_ONNXRUNTIME;
-  if (v === 'tfjs') return Engine.ENGINE_TFJS;
-  throw new UsageError(`--engine must be onnxruntime or tfjs, not '${v}'`);
-}
-
-const AVERAGE_FLAGS: Record<string, FlagSpec> = {
-  kind: { type: 'string', arg: 'mean|top-k|bottom-k|activation-max', help: 'how the class image is made (default mean)' },
-  k: { type: 'number', arg: 'K', help: 'top-k / bottom-k: images averaged (default 100)' },
-  rescale: { type: 'boolean', help: 'per-channel min-max rescale (default: on for mean; --no-rescale turns it off)' },
-  split: { type: 'string', arg: 'train|test', help: 'which split the images come from (default train)' },
-  steps: { type: 'number', arg: 'N', help: 'activation-max: gradient steps (default 100)' },
-  'step-size': { type: 'number', arg: 'X', help: 'activation-max: step size (default 0.01)' },
-  'stop-probability': { type: 'number', arg: 'P', help: 'activation-max: stop at this probability (default 0.99)' },
-};
-
-function averageSpec(args: ParsedArgs): AverageSpec {
-  const kinds: Record<string, AverageKind> = {
-    mean: AverageKind.AVERAGE_KIND_MEAN,
-    'top-k': AverageKind.AVERAGE_KIND_TOP_K,
-    'bottom-k': AverageKind.AVERAGE_KIND_BOTTOM_K,
-    'activation-max': AverageKind.AVERAGE_KIND_ACTIVATION_MAX,
-  };
-  const k = str(args, 'kind') ?? 'mean';
-  const kind = kinds[k];
-  if (kind === undefined) throw new UsageError(`--kind must be one of ${Object.keys(kinds).join(', ')}, not '${k}'`);
-  return {
-    kind,
-    k: num(args, 'k') ?? 0,
-    rescale: bool(args, 'rescale'),
-    split: splitFlag(str(args, 'split')),
-    steps: num(args, 'steps') ?? 0,
-    stepSize: num(args, 'step-size') ?? 0,
-    stopProbability: num(args, 'stop-probability') ?? 0,
-  };
-}
 
 function need(args: ParsedArgs, min: number, usage: string, max = min): string[] {
   if (args.positionals.length < min || args.positionals.length > max) throw new UsageError(`usage: ${usage}`);
@@ -154,6 +108,8 @@ export const analysisCommands: Command[] = [
       const out = str(args, 'out');
       if (!out) throw new UsageError('--out DIR is required');
       await fs.promises.mkdir(out, { recursive: true });
+      const average = averageSpec(args);
+      const steps = average.kind === AverageKind.AVERAGE_KIND_ACTIVATION_MAX;
       const progress = ctx.progress('averages');
       const summary: unknown[] = [];
       const rows: Array<Array<string | number>> = [];
@@ -161,8 +117,8 @@ export const analysisCommands: Command[] = [
         {
           model,
           dataset,
-          average: averageSpec(args),
-          classes: numberListFlag(args.flags.classes, 'classes'),
+          average,
+          classes: indexList(args, 'classes'),
           png: true,
           engine: engineFlag(str(args, 'engine')),
         },
@@ -171,16 +127,15 @@ export const analysisCommands: Command[] = [
         if (a.progress) progress.update(a.progress.done, a.progress.total);
         const file = `class-${a.classIndex}-${safeName(a.className)}.png`;
         if (a.image?.png.length) await fs.promises.writeFile(path.join(out, file), a.image.png);
-        const j = ClassAverage.toJSON({ ...a, image: a.image && { ...a.image, png: Buffer.alloc(0) } }) as Record<string, unknown>;
-        const entry = { ...j, file };
+        const entry = averageEntry(a, file);
         summary.push(entry);
         if (ctx.json) ctx.printJson(entry);
-        else rows.push([a.classIndex, a.className, a.imagesUsed, a.meanConfidence.toFixed(3), a.averageConfidence.toFixed(3), a.predictedClass, file]);
+        else rows.push([a.classIndex, a.className, a.imagesUsed, fixed(a.meanConfidence), fixed(a.averageConfidence), a.predictedClass, ...(steps ? [a.steps] : []), file]);
       }
       progress.done();
       await fs.promises.writeFile(path.join(out, 'averages.json'), JSON.stringify(summary, null, 1) + '\n');
       if (!ctx.json) {
-        ctx.print(table(['CLASS', 'NAME', 'IMAGES', 'MEAN CONF', 'AVG CONF', 'PREDICTED', 'FILE'], rows));
+        ctx.print(table(['CLASS', 'NAME', 'IMAGES', 'MEAN CONF', 'AVG CONF', 'PREDICTED', ...(steps ? ['STEPS'] : []), 'FILE'], rows));
         ctx.print(`\nwrote ${rows.length} images and averages.json to ${out}`);
       }
     },

@@ -1,0 +1,63 @@
+/**
+ * The analysis handlers' result caches (services/analysis/cache.ts), one set per server, keyed by the
+ * model's sha256, the data set and the resolved request parameters:
+ *   averages   — one class-average image per entry (class averages, confidence matrix, neuron-image
+ *                inputs and similarity all start from them);
+ *   similarity — the full response stream of a Similarity request, replayed with `cached: true`.
+ * Lookups count into introspect_cache_{hits,misses}_total{cache="averages"|"similarity"}.
+ */
+import type { SimilarityResponse } from '../../clients/generated/introspect/v1/analysis';
+import { ResultCache, approximateBytes, cacheKey } from '../../services/analysis/cache';
+import type { Dataset } from '../../services/data/dataset';
+import type { LoadedModel } from '../../services/models/model';
+import type { App } from '../app';
+
+/** A class-average image as computed (input space), with what the model made of it. */
+export interface CachedAverage {
+  classIndex: number;
+  image: Float32Array;
+  imagesUsed: number;
+  /** NaN when the images were not scored. */
+  meanConfidence: number;
+  imagesScored: number;
+  averageConfidence: number;
+  predictedClass: number;
+  /** Activation maximisation: gradient steps taken. */
+  steps?: number;
+}
+
+export interface AnalysisCaches {
+  averages: ResultCache<CachedAverage>;
+  similarity: ResultCache<SimilarityResponse[]>;
+}
+
+const MiB = 1024 * 1024;
+export const AVERAGES_CACHE_BYTES = 64 * MiB;
+export const SIMILARITY_CACHE_BYTES = 256 * MiB;
+
+export function createAnalysisCaches(opts: { averagesBytes?: number; similarityBytes?: number } = {}): AnalysisCaches {
+  return {
+    averages: new ResultCache<CachedAverage>({ maxBytes: opts.averagesBytes ?? AVERAGES_CACHE_BYTES, sizeOf: (v) => approximateBytes(v) }),
+    similarity: new ResultCache<SimilarityResponse[]>({
+      maxBytes: opts.similarityBytes ?? SIMILARITY_CACHE_BYTES,
+      sizeOf: (v) => approximateBytes(v),
+    }),
+  };
+}
+
+/** The key of a result of `model` on `dataset` (undefined: none) under `params`. */
+export function resultKey(model: LoadedModel, dataset: Dataset | undefined, params: Record<string, unknown>): string {
+  const d = dataset?.summary;
+  return cacheKey({
+    modelSha256: model.sha256,
+    dataset: d?.name ?? '',
+    // What the images are computed from, beside the request: the model's preprocessing (a model file
+    // loaded twice may be fed differently) and where the data set's files are.
+    params: { ...params, preprocessing: model.preprocessing, inputShape: model.inputShape, data: d && { path: d.path, format: d.format } },
+  });
+}
+
+/** Counts one lookup of a request in the named cache. */
+export function countLookup(app: App, cache: 'averages' | 'similarity', hit: boolean): void {
+  (hit ? app.metrics.cacheHits : app.metrics.cacheMisses).inc({ cache });
+}
