@@ -10,8 +10,10 @@
  * CallOpts: a deadline, metadata and an AbortSignal (cancels the call). Breaking out of a stream's
  * loop cancels the call.
  */
+import * as fs from 'node:fs';
 import {
   Client,
+  InterceptingCall,
   Metadata,
   credentials as grpcCredentials,
   status,
@@ -19,6 +21,7 @@ import {
   type ChannelCredentials,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type Interceptor,
   type ServiceError,
 } from '@grpc/grpc-js';
 import {
@@ -72,6 +75,8 @@ export interface CallOpts {
 
 export interface ClientOptions {
   credentials?: ChannelCredentials;
+  /** Bearer token sent as `authorization: Bearer <token>` on every call (see clientSecurity()). */
+  token?: string;
   /** Channel options passed to grpc-js. */
   channelOptions?: Record<string, string | number>;
 }
@@ -118,6 +123,45 @@ export async function* streamOf<T>(call: ClientReadableStream<T>, signal?: Abort
   }
 }
 
+/** A client interceptor adding `authorization: Bearer <token>` to each call's metadata. */
+export function bearerInterceptor(token: string): Interceptor {
+  return (options, nextCall) =>
+    new InterceptingCall(nextCall(options), {
+      start: (metadata, listener, next) => {
+        metadata.set('authorization', `Bearer ${token}`);
+        next(metadata, listener);
+      },
+    });
+}
+
+export interface SecurityFiles {
+  /** PEM CA bundle to verify the server with (TLS when this, or a client certificate, is given). */
+  tlsCa?: string;
+  /** PEM client certificate and key (mutual TLS). */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** File whose first non-empty line is the bearer token. */
+  tokenFile?: string;
+  /** The bearer token itself (INTROSPECT_TOKEN); the token file wins when both are given. */
+  token?: string;
+}
+
+/** Client options from TLS/token files: TLS when any TLS file is given, else plaintext. */
+export function clientSecurity(f: SecurityFiles): Pick<ClientOptions, 'credentials' | 'token'> {
+  const out: Pick<ClientOptions, 'credentials' | 'token'> = {};
+  if (f.tlsCa !== undefined || f.tlsCert !== undefined || f.tlsKey !== undefined) {
+    if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) throw new Error('--tls-cert and --tls-key go together');
+    const read = (p: string | undefined): Buffer | null => (p === undefined ? null : fs.readFileSync(p));
+    out.credentials = grpcCredentials.createSsl(read(f.tlsCa), read(f.tlsKey), read(f.tlsCert));
+  }
+  if (f.tokenFile !== undefined) {
+    const token = fs.readFileSync(f.tokenFile, 'utf8').split(/\r?\n/).map((l) => l.trim()).find((l) => l !== '');
+    if (token === undefined) throw new Error(`token file ${f.tokenFile} is empty`);
+    out.token = token;
+  } else if (f.token !== undefined && f.token !== '') out.token = f.token;
+  return out;
+}
+
 export class IntrospectClient {
   readonly models: ModelServiceClient;
   readonly datasets: DatasetServiceClient;
@@ -130,7 +174,11 @@ export class IntrospectClient {
     opts: ClientOptions = {},
   ) {
     const creds = opts.credentials ?? grpcCredentials.createInsecure();
-    const channelOptions = { 'grpc.max_receive_message_length': MAX_RECEIVE_BYTES, ...opts.channelOptions };
+    const channelOptions = {
+      'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
+      ...opts.channelOptions,
+      ...(opts.token !== undefined ? { interceptors: [bearerInterceptor(opts.token)] } : {}),
+    };
     this.models = new ModelServiceClient(address, creds, channelOptions);
     const channelOverride = this.models.getChannel();
     this.datasets = new DatasetServiceClient(address, creds, { ...channelOptions, channelOverride });

@@ -29,6 +29,18 @@ export interface ServerConfig {
   /** How long running calls may continue after shutdown starts. */
   gracePeriodMs: number;
   logLevel: LogLevel;
+  // Production hardening (server/auth.ts, server/tls.ts, server/limits.ts) ---------------------
+  /** File of accepted bearer tokens, one per line; undefined = no authentication. */
+  authTokenFile?: string;
+  /** PEM certificate chain and key: serve TLS when both are set. */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** PEM CA bundle: require client certificates signed by it (mutual TLS). */
+  tlsClientCa?: string;
+  /** Concurrent heavy streams (Evaluate and the analysis sweeps); undefined = 2 × onnxruntime workers. */
+  maxHeavyStreams?: number;
+  /** Largest gRPC message the server accepts (upload chunks, Predict tensors). */
+  maxReceiveBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -62,6 +74,7 @@ export function defaultConfig(): ServerConfig {
     defaultEngine: 'onnxruntime',
     gracePeriodMs: 30_000,
     logLevel: 'info',
+    maxReceiveBytes: 16 * MiB,
   };
 }
 
@@ -199,7 +212,55 @@ const OPTIONS: Option[] = [
       c.logLevel = l;
     },
   },
+  // Production hardening -----------------------------------------------------------------------
+  {
+    flag: '--auth-token-file',
+    env: 'INTROSPECT_AUTH_TOKEN_FILE',
+    arg: 'FILE',
+    help: "accepted bearer tokens, one per line; every RPC but health/reflection then needs 'authorization: Bearer <token>'",
+    apply: (c, v, s) => (c.authTokenFile = nonEmptyPath(v, s)),
+  },
+  {
+    flag: '--tls-cert',
+    env: 'INTROSPECT_TLS_CERT',
+    arg: 'FILE',
+    help: 'PEM certificate chain: serve TLS (needs --tls-key)',
+    apply: (c, v, s) => (c.tlsCert = nonEmptyPath(v, s)),
+  },
+  {
+    flag: '--tls-key',
+    env: 'INTROSPECT_TLS_KEY',
+    arg: 'FILE',
+    help: 'PEM private key of --tls-cert',
+    apply: (c, v, s) => (c.tlsKey = nonEmptyPath(v, s)),
+  },
+  {
+    flag: '--tls-client-ca',
+    env: 'INTROSPECT_TLS_CLIENT_CA',
+    arg: 'FILE',
+    help: 'PEM CA bundle: require and verify client certificates (mutual TLS)',
+    apply: (c, v, s) => (c.tlsClientCa = nonEmptyPath(v, s)),
+  },
+  {
+    flag: '--max-heavy-streams',
+    env: 'INTROSPECT_MAX_HEAVY_STREAMS',
+    arg: 'N',
+    help: 'concurrent Evaluate/analysis streams before RESOURCE_EXHAUSTED (default 2 x workers)',
+    apply: (c, v, s) => (c.maxHeavyStreams = parseInteger(v, s, 1, 100_000)),
+  },
+  {
+    flag: '--max-receive-bytes',
+    env: 'INTROSPECT_MAX_RECEIVE_BYTES',
+    arg: 'SIZE',
+    help: 'largest gRPC message the server accepts (default 16MiB)',
+    apply: (c, v, s) => (c.maxReceiveBytes = parseBytes(v, s)),
+  },
 ];
+
+function nonEmptyPath(value: string, source: string): string {
+  if (value.trim() === '') throw new ConfigError(`${source} must not be empty`);
+  return path.resolve(value.trim());
+}
 
 export function usage(): string {
   const lines = [

@@ -4,7 +4,7 @@
  *   const server = await startServer(config);   // { port, metricsPort, close(graceMs) }
  *   await server.close(30_000);                  // drain: NOT_SERVING, no new calls, cancel after grace
  */
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server, type ServerInterceptor } from '@grpc/grpc-js';
 import { AnalysisServiceService } from '../clients/generated/introspect/v1/analysis';
 import { DatasetServiceService } from '../clients/generated/introspect/v1/datasets';
 import { ModelServiceService } from '../clients/generated/introspect/v1/models';
@@ -16,11 +16,15 @@ import { analysisHandlers } from './handlers/analysis';
 import { datasetHandlers } from './handlers/datasets';
 import { modelHandlers } from './handlers/models';
 import { Health } from './health';
+import { statusName } from './errors';
 import { createLogger, type Logger } from './log';
 import { ServerMetrics } from './metrics';
 import { startMetricsHttp, type MetricsHttp } from './metrics-http';
 import { API_SERVICES } from '../clients/proto-files';
 import { addReflection } from './reflection';
+import { TokenSet, authInterceptor, loadTokens } from './auth';
+import { HeavyStreamLimiter } from './limits';
+import { serverCredentials, tlsEnabled } from './tls';
 
 export interface StartOptions {
   log?: Logger;
@@ -35,6 +39,8 @@ export interface RunningServer {
   metricsPort: number | null;
   app: App;
   health: Health;
+  /** The bound on concurrent heavy streams. */
+  heavyStreams: HeavyStreamLimiter;
   /**
    * Graceful stop: health NOT_SERVING, no new calls, running calls may finish within `graceMs`
    * (default: the config's grace period), then they are cancelled; engines are closed.
@@ -42,19 +48,26 @@ export interface RunningServer {
   close(graceMs?: number): Promise<void>;
 }
 
-/** Max gRPC message size the server accepts (upload chunks, Predict tensors). */
-const MAX_RECEIVE_BYTES = 16 * 1024 * 1024;
-
 export async function startServer(config: ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
   const log = opts.log ?? createLogger({ level: config.logLevel });
   const metrics = new ServerMetrics();
+  // Credentials and tokens first: a bad file fails the start before engines spin up.
+  const creds = await serverCredentials(config);
+  const tokens = config.authTokenFile !== undefined ? new TokenSet(await loadTokens(config.authTokenFile)) : undefined;
   const ownEngines = !opts.engines;
   const engines = opts.engines ?? (await startEngines(config, log));
   const app = createApp({ config, log, metrics, engines });
 
+  const heavyStreams = new HeavyStreamLimiter(config.maxHeavyStreams ?? 2 * engines.onnxruntime.workers);
+  // Order: metrics sees every status (refusals too), auth answers before a heavy slot is taken.
+  const interceptors: ServerInterceptor[] = [metrics.interceptor()];
+  if (tokens) {
+    interceptors.push(authInterceptor(tokens, (method, code) => log.info('call refused', { method, code: statusName(code) })));
+  }
+  interceptors.push(heavyStreams.interceptor());
   const grpcServer = new Server({
-    interceptors: [metrics.interceptor()],
-    'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
+    interceptors,
+    'grpc.max_receive_message_length': config.maxReceiveBytes,
   });
   grpcServer.addService(ModelServiceService, modelHandlers(app));
   grpcServer.addService(DatasetServiceService, datasetHandlers(app));
@@ -67,7 +80,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   let metricsHttp: MetricsHttp | undefined;
   try {
     port = await new Promise<number>((resolve, reject) =>
-      grpcServer.bindAsync(`${hostForUrl(config.host)}:${config.port}`, ServerCredentials.createInsecure(), (err, p) =>
+      grpcServer.bindAsync(`${hostForUrl(config.host)}:${config.port}`, creds, (err, p) =>
         err ? reject(err) : resolve(p),
       ),
     );
@@ -87,7 +100,14 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     throw err;
   }
   health.setServing();
-  log.info('server listening', { host: config.host, port, metricsPort: metricsHttp?.port ?? null });
+  log.info('server listening', {
+    host: config.host,
+    port,
+    metricsPort: metricsHttp?.port ?? null,
+    tls: tlsEnabled(config) ? (config.tlsClientCa !== undefined ? 'mutual' : 'server') : 'off',
+    auth: tokens ? 'bearer' : 'off',
+    maxHeavyStreams: heavyStreams.max,
+  });
 
   let closing: Promise<void> | undefined;
   const close = (graceMs = config.gracePeriodMs): Promise<void> => {
@@ -114,7 +134,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     return closing;
   };
 
-  return { port, metricsPort: metricsHttp?.port ?? null, app, health, close };
+  return { port, metricsPort: metricsHttp?.port ?? null, app, health, heavyStreams, close };
 }
 
 async function closeEngines(engines: Engines, log: Logger): Promise<void> {

@@ -1,0 +1,77 @@
+/**
+ * A bound on concurrent heavy server streams (the analysis sweeps and Evaluate): beyond it a call is
+ * answered RESOURCE_EXHAUSTED, naming the limit, before it reaches its handler. A slot is held from
+ * the call's metadata until its status goes out or it is cancelled.
+ *
+ *   const heavy = new HeavyStreamLimiter(4);
+ *   new Server({ interceptors: [metrics.interceptor(), heavy.interceptor()] });
+ */
+import { ResponderBuilder, ServerInterceptingCall, ServerListenerBuilder, status, type ServerInterceptor } from '@grpc/grpc-js';
+
+export const HEAVY_METHODS: ReadonlySet<string> = new Set([
+  '/introspect.v1.ModelService/Evaluate',
+  '/introspect.v1.AnalysisService/ClassAverages',
+  '/introspect.v1.AnalysisService/NeuronImages',
+  '/introspect.v1.AnalysisService/Similarity',
+  '/introspect.v1.AnalysisService/DatasetExamples',
+  '/introspect.v1.AnalysisService/SanityCheck',
+  '/introspect.v1.AnalysisService/Prune',
+  '/introspect.v1.AnalysisService/LayerProbes',
+]);
+
+export class HeavyStreamLimiter {
+  private running = 0;
+  /** Calls refused since start. */
+  refused = 0;
+
+  constructor(readonly max: number) {
+    if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`max heavy streams must be a positive integer, got ${max}`);
+  }
+
+  /** Heavy streams holding a slot now. */
+  get active(): number {
+    return this.running;
+  }
+
+  /** Takes a slot; returns its release (idempotent), or undefined when none is free. */
+  acquire(): (() => void) | undefined {
+    if (this.running >= this.max) {
+      this.refused++;
+      return undefined;
+    }
+    this.running++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.running--;
+    };
+  }
+
+  interceptor(): ServerInterceptor {
+    return (method, call) => {
+      if (!HEAVY_METHODS.has(method.path)) return new ServerInterceptingCall(call);
+      let release: (() => void) | undefined;
+      const listener = new ServerListenerBuilder()
+        .withOnReceiveMetadata((metadata, next) => {
+          release = this.acquire();
+          if (release) return next(metadata);
+          const name = method.path.slice(method.path.lastIndexOf('/') + 1);
+          call.sendStatus({
+            code: status.RESOURCE_EXHAUSTED,
+            details: `${name}: ${this.max} heavy streams are already running (the limit set by --max-heavy-streams); retry later`,
+          });
+        })
+        .withOnCancel(() => release?.())
+        .build();
+      const responder = new ResponderBuilder()
+        .withStart((next) => next(listener))
+        .withSendStatus((st, next) => {
+          release?.();
+          next(st);
+        })
+        .build();
+      return new ServerInterceptingCall(call, responder);
+    };
+  }
+}
