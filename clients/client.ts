@@ -140,7 +140,7 @@ export interface SecurityFiles {
   /** PEM client certificate and key (mutual TLS). */
   tlsCert?: string;
   tlsKey?: string;
-  /** File whose first non-empty line is the bearer token. */
+  /** File whose first line that is neither blank nor a `#` comment is the bearer token. */
   tokenFile?: string;
   /** The bearer token itself (INTROSPECT_TOKEN); the token file wins when both are given. */
   token?: string;
@@ -155,7 +155,7 @@ export function clientSecurity(f: SecurityFiles): Pick<ClientOptions, 'credentia
     out.credentials = grpcCredentials.createSsl(read(f.tlsCa), read(f.tlsKey), read(f.tlsCert));
   }
   if (f.tokenFile !== undefined) {
-    const token = fs.readFileSync(f.tokenFile, 'utf8').split(/\r?\n/).map((l) => l.trim()).find((l) => l !== '');
+    const token = fs.readFileSync(f.tokenFile, 'utf8').split(/\r?\n/).map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('#'));
     if (token === undefined) throw new Error(`token file ${f.tokenFile} is empty`);
     out.token = token;
   } else if (f.token !== undefined && f.token !== '') out.token = f.token;

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { IntrospectClient } from '../../clients/client';
 import { defaultConfig, type ServerConfig } from '../../server/config';
-import { createLogger, type LogLevel } from '../../server/log';
+import { createLogger, type LogLevel, type Logger } from '../../server/log';
 import { startServer, type RunningServer } from '../../server/server';
 
 /** The repository root (tests run from it; this file is compiled to <out>/test/support/). */
@@ -28,6 +28,8 @@ export interface TestServerOptions {
   config?: Partial<ServerConfig>;
   /** Server log level (default: $INTROSPECT_TEST_LOG or 'silent'). */
   logLevel?: LogLevel;
+  /** A logger to use instead (e.g. one writing to memory); `logLevel` then only sets the config's level. */
+  log?: Logger;
 }
 
 export interface TestServer {
@@ -73,7 +75,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     logLevel: level,
     ...opts.config,
   };
-  const server = await startServer(config, { log: createLogger({ level }) });
+  const server = await startServer(config, { log: opts.log ?? createLogger({ level }) });
   const address = `127.0.0.1:${server.port}`;
   const client = new IntrospectClient(address);
   let closed = false;
