@@ -14,7 +14,8 @@ export async function* neuronImagesStream(deps: AnalysisDeps, req: NeuronImagesR
   const model = mc.model.engineModel;
   // Everything about the request is checked before any work starts.
   const layers = layerSelectionsFromWire(req.layers, model);
-  const classes = classesFromWire(req.classes, model.classes, `model '${mc.model.name}'`);
+  // Class-logit images only for the classes named (none by default).
+  const classes = req.classes.length > 0 ? classesFromWire(req.classes, model.classes, `model '${mc.model.name}'`) : [];
   const attribution = attributionFromWire(req.attribution, model);
   const input = await neuronInput(deps, mc, req.input, ctx.signal);
   const shape = mc.model.inputShape;
