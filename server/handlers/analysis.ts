@@ -2,22 +2,16 @@
  * AnalysisService. Thin handlers: each decodes and checks its request (INVALID_ARGUMENT naming the
  * field), calls a service, and streams the results out (./analysis-*.ts). Results that are expensive
  * to compute again (class averages, similarity streams) are cached per server (./analysis-cache.ts).
- * Prune and LayerProbes answer UNIMPLEMENTED until the pruning work lands.
  */
 import type { AnalysisServiceServer } from '../../clients/generated/introspect/v1/analysis';
-import { unimplemented } from '../../services/errors';
 import type { App } from '../app';
 import { serverStream, unary } from '../rpc';
 import { classAveragesStream, confidenceMatrixCall, type AnalysisDeps } from './analysis-averages';
 import { createAnalysisCaches, type AnalysisCaches } from './analysis-cache';
 import { datasetExamplesStream } from './analysis-examples';
 import { neuronImagesStream } from './analysis-neurons';
+import { layerProbesStream, pruneStream } from './analysis-prune';
 import { sanityCheckStream, similarityStream } from './analysis-similarity';
-
-/** A server stream that fails at once with UNIMPLEMENTED. */
-async function* notYet(rpc: string): AsyncGenerator<never> {
-  throw unimplemented(`AnalysisService.${rpc} is not implemented by this server yet: it comes with the pruning issue (SPEC §4)`);
-}
 
 export function analysisHandlers(app: App, caches: AnalysisCaches = createAnalysisCaches()): AnalysisServiceServer {
   const rpc = app.rpc;
@@ -29,7 +23,7 @@ export function analysisHandlers(app: App, caches: AnalysisCaches = createAnalys
     similarity: serverStream(rpc, (req, ctx) => similarityStream(deps, req, ctx)),
     datasetExamples: serverStream(rpc, (req, ctx) => datasetExamplesStream(deps, req, ctx)),
     sanityCheck: serverStream(rpc, (req, ctx) => sanityCheckStream(deps, req, ctx)),
-    prune: serverStream(rpc, () => notYet('Prune')),
-    layerProbes: serverStream(rpc, () => notYet('LayerProbes')),
+    prune: serverStream(rpc, (req, ctx) => pruneStream(deps, req, ctx)),
+    layerProbes: serverStream(rpc, (req, ctx) => layerProbesStream(deps, req, ctx)),
   };
 }
