@@ -1,5 +1,5 @@
 /**
- * DatasetExamples, SanityCheck and the RPCs not built yet, over a real server on the bundled MNIST
+ * DatasetExamples and SanityCheck over a real server on the bundled MNIST
  * CNN. Examples are checked against onnxruntime run on the model file with the ReLU output of the
  * layer added as a graph output (an independent path to the activations); the sanity check against
  * the structure of the model file (which nodes exist, which conv layers lie below which).
@@ -37,7 +37,7 @@ async function referenceActivations(layer: number, count: number): Promise<Float
   );
 }
 
-describe('rpc: DatasetExamples, SanityCheck, Prune, LayerProbes (bundled MNIST CNN)', function () {
+describe('rpc: DatasetExamples and SanityCheck (bundled MNIST CNN)', function () {
   this.timeout(120_000);
   let ts: TestServer;
 
@@ -121,13 +121,5 @@ describe('rpc: DatasetExamples, SanityCheck, Prune, LayerProbes (bundled MNIST C
     assert.match(err.details, /^similarity is required/);
     const badLayer = await grpcError(() => collect(ts.client.sanityCheck({ similarity: { model: 'cnn', dataset: 'mnist', layers: [4] } })));
     assert.match(badLayer.details, /^similarity\.layers\[0\] = 4/);
-  });
-
-  it('Prune and LayerProbes answer UNIMPLEMENTED, saying they come with the pruning work', async () => {
-    for (const call of [() => collect(ts.client.prune({ model: 'cnn', dataset: 'mnist' })), () => collect(ts.client.layerProbes({ model: 'cnn', dataset: 'mnist' }))]) {
-      const err = await grpcError(call);
-      assert.equal(err.code, status.UNIMPLEMENTED);
-      assert.match(err.details, /pruning/);
-    }
   });
 });

@@ -63,7 +63,8 @@ describe('rpc: NeuronImages (bundled MNIST CNN)', function () {
       { source: { $case: 'tensor', value: { shape: [28, 28, 1], dtype: ElementType.ELEMENT_TYPE_UINT8, data: Buffer.from(raw) } } },
       { source: { $case: 'encoded', value: png } },
     ];
-    const results = await Promise.all(inputs.map((input) => images({ input, layers })));
+    const results: NeuronImage[][] = [];
+    for (const input of inputs) results.push(await images({ input, layers }));
     for (const r of results.slice(1)) {
       r.forEach((msg, i) => assert.ok(maxAbsDiff(floats(msg.image?.tensor), floats(results[0]![i]!.image?.tensor)) < 1e-6));
     }

@@ -30,7 +30,7 @@ export function engineFlag(v: string | undefined): Engine {
 }
 
 export const AVERAGE_FLAGS: Record<string, FlagSpec> = {
-  kind: { type: 'string', arg: 'mean|top-k|bottom-k|activation-max', help: 'how the class image is made (default mean)' },
+  kind: { type: 'string', arg: 'KIND', help: 'class image: mean (default), top-k, bottom-k or activation-max' },
   k: { type: 'number', arg: 'K', help: 'top-k / bottom-k: images averaged (default 100)' },
   rescale: { type: 'boolean', help: 'per-channel min-max rescale (default: on for mean; --no-rescale turns it off)' },
   split: { type: 'string', arg: 'train|test', help: 'which split the images come from (default train)' },
@@ -70,7 +70,7 @@ export function averageSpec(args: ParsedArgs): AverageSpec {
 }
 
 export const ATTRIBUTION_FLAGS: Record<string, FlagSpec> = {
-  attribution: { type: 'string', arg: 'gbp|deconv|gradient|ig', help: 'attribution method (default gbp: guided backprop)' },
+  attribution: { type: 'string', arg: 'METHOD', help: 'gbp (guided backprop, default), deconv, gradient or ig' },
   objective: { type: 'string', arg: 'abs|relu', help: 'neuron objective: sum(|z|) (default) or sum(relu(z))' },
   'ig-steps': { type: 'number', arg: 'M', help: 'integrated gradients: steps (default 32)' },
 };
@@ -97,7 +97,7 @@ export function attributionSpec(args: ParsedArgs): Attribution {
 
 export const SIMILARITY_FLAGS: Record<string, FlagSpec> = {
   method: { type: 'string', arg: '1|2', help: 'similarity method: 1 = vs the class average (default), 2 = vs the class logit GBP' },
-  metric: { type: 'string', arg: 'cosine|euclidean|pearson|histogram|phash', help: 'image similarity metric (default cosine)' },
+  metric: { type: 'string', arg: 'METRIC', help: 'cosine (default), euclidean, pearson, histogram or phash' },
   layers: { type: 'string', arg: 'L,..', help: 'conv layer indices (default all)' },
   classes: { type: 'string', arg: 'I,J,..', help: 'class indices (default all)' },
 };
