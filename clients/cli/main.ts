@@ -15,6 +15,7 @@ import { datasetCommands } from './commands/datasets';
 import { examplesCommand } from './commands/examples';
 import { modelCommands } from './commands/models';
 import { neuronsCommand } from './commands/neurons';
+import { probesCommand, pruneCommand } from './commands/prune';
 import { reportCommand } from './commands/report';
 import { sanityCommand, similarityCommand } from './commands/similarity';
 import { CliContext, readAllStdin, type CliIo } from './context';
@@ -28,6 +29,8 @@ export const COMMANDS: Command[] = [
   similarityCommand,
   examplesCommand,
   sanityCommand,
+  pruneCommand,
+  probesCommand,
   reportCommand,
 ];
 

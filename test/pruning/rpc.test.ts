@@ -9,6 +9,8 @@ import * as path from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { PruneCriterion } from '../../clients/generated/introspect/v1/analysis';
 import { Split } from '../../clients/generated/introspect/v1/common';
+import { runCli } from '../../clients/cli/main';
+import type { CliIo } from '../../clients/cli/context';
 import { fitLogistic, predictClass } from '../../services/analysis/logistic';
 import { BUNDLED_MODEL, collect, grpcError, startTestServer, type TestServer } from '../support/server';
 import { mnistTestImages, MNIST_MEAN, MNIST_STD } from '../similarity/support';
@@ -130,5 +132,26 @@ describe('rpc: Prune and LayerProbes (bundled MNIST CNN)', function () {
       assert.equal(err.code, status.INVALID_ARGUMENT, err.details);
       assert.match(err.details, re);
     }
+  });
+
+  it('the CLI prints the prune table and the probes table, and --json one object per result', async () => {
+    const run = async (args: string[]): Promise<{ code: number; out: string; err: string }> => {
+      let out = '';
+      let err = '';
+      const io: CliIo = { stdout: (t) => (out += t), stderr: (t) => (err += t), readStdin: async () => '', stderrIsTty: false };
+      const code = await runCli(['--server', ts.address, ...args], io, {});
+      return { code, out, err };
+    };
+    const pruned = await run(['prune', 'cnn', 'mnist', '--layers', '1', '--criteria', 'l1,random', '--seeds', '2', '--fractions', '0.25,0.5', '--limit', '50']);
+    assert.equal(pruned.code, 0, pruned.err);
+    assert.match(pruned.out, /baseline accuracy \d+\.\d%/);
+    assert.equal(pruned.out.split('\n').filter((l) => /^\s*1\s+(l1|random)\s+0\.(25|50)/.test(l)).length, 4, pruned.out);
+    const json = await run(['--json', 'probes', 'cnn', 'mnist', '--layers', '2', '--train-limit', '200', '--test-limit', '50', '--epochs', '10']);
+    assert.equal(json.code, 0, json.err);
+    const lines = json.out.trim().split('\n').map((l) => JSON.parse(l) as { layer: number; features: number; modelAccuracy: number });
+    assert.deepEqual(lines.map((l) => [l.layer, l.features]), [[2, 64]]);
+    const bad = await run(['prune', 'cnn', 'mnist', '--criteria', 'best']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--criteria: 'best'/);
   });
 });
