@@ -13,7 +13,7 @@ import { classAverages } from '../../services/analysis/averages';
 import { confidenceMatrix } from '../../services/analysis/confidence';
 import type { Dataset } from '../../services/data/dataset';
 import { toDisplayPixels } from '../../services/data/preprocess';
-import { invalidArgument } from '../../services/errors';
+import { IntrospectError, invalidArgument } from '../../services/errors';
 import { encodePng } from '../../services/images/png';
 import type { LoadedModel } from '../../services/models/model';
 import type { App } from '../app';
@@ -100,7 +100,7 @@ export async function* classAverageImages(deps: AnalysisDeps, job: AverageJob): 
       if (fresh) {
         const next = await computed!.next();
         if (next.done || next.value.classIndex !== c) {
-          throw invalidArgument(`class averages came out of order: expected class ${c}`);
+          throw new IntrospectError('internal', `class averages came out of order: expected class ${c}`);
         }
         item = copyAverage(next.value);
         caches.averages.set(key(c), item);
