@@ -2,6 +2,7 @@
  * Similarity (served from the similarity cache on a repeat, with `cached: true`) and SanityCheck.
  * Both start from the class-average images of the request's data set.
  */
+import { createHash } from 'node:crypto';
 import type {
   LayerSimilarity as WireLayerSimilarity,
   RankedNeuron as WireRankedNeuron,
@@ -23,7 +24,6 @@ import {
 } from '../../services/analysis/similarity';
 import type { Dataset } from '../../services/data/dataset';
 import type { Shape3 } from '../../services/data/preprocess';
-import { createHash } from 'node:crypto';
 import { invalidArgument } from '../../services/errors';
 import { attributionToPng } from '../../services/images/png';
 import type { RpcContext } from '../rpc';
@@ -176,12 +176,10 @@ export async function* similarityStream(deps: AnalysisDeps, req: SimilarityReque
   caches.similarity.set(key, sent);
 }
 
-/** Largest seed (seeds travel as uint64; the generator takes a safe integer). */
-const MAX_SEED = Number.MAX_SAFE_INTEGER;
-
 export async function* sanityCheckStream(deps: AnalysisDeps, req: SanityCheckRequest, ctx: RpcContext): AsyncGenerator<SanityCheckResponse> {
   const job = await similarityJob(deps, req.similarity, 'similarity');
-  if (!Number.isSafeInteger(req.seed) || req.seed < 0 || req.seed > MAX_SEED) throw invalidArgument(`seed = ${req.seed} must be an integer 0..${MAX_SEED}`);
+  // uint64 on the wire; the re-initialisation's generator takes a safe integer.
+  if (!Number.isSafeInteger(req.seed) || req.seed < 0) throw invalidArgument(`seed = ${req.seed} must be an integer 0..${Number.MAX_SAFE_INTEGER}`);
   const averages = await jobAverages(deps, job, ctx.signal);
   const model = job.mc.model.engineModel;
   for await (const d of sanityCheck({
