@@ -13,6 +13,10 @@ export const GLOBAL_FLAGS: Record<string, FlagSpec> = {
   json: { type: 'boolean', help: 'machine-readable output: one JSON object per line' },
   timeout: { type: 'number', arg: 'SECONDS', help: 'deadline for the call' },
   help: { type: 'boolean', alias: 'h', help: 'show help for this command' },
+  'token-file': { type: 'string', arg: 'FILE', help: 'bearer token for the server (default $INTROSPECT_TOKEN)' },
+  'tls-ca': { type: 'string', arg: 'FILE', help: 'connect with TLS, verifying the server against this PEM CA' },
+  'tls-cert': { type: 'string', arg: 'FILE', help: 'client certificate (PEM) for mutual TLS' },
+  'tls-key': { type: 'string', arg: 'FILE', help: 'private key (PEM) of --tls-cert' },
 };
 
 export function str(args: ParsedArgs, name: string): string | undefined {

@@ -1,5 +1,5 @@
 /** What every CLI command gets: the client (connected lazily), output mode and I/O. */
-import { IntrospectClient, type CallOpts } from '../client';
+import { IntrospectClient, type CallOpts, type ClientOptions } from '../client';
 import { progressBar, type Progress } from './progress';
 
 export interface CliIo {
@@ -17,10 +17,12 @@ export class CliContext {
     readonly json: boolean,
     readonly timeoutMs: number | undefined,
     readonly io: CliIo,
+    /** TLS credentials and bearer token (--tls-*, --token-file, $INTROSPECT_TOKEN). */
+    readonly security: Pick<ClientOptions, 'credentials' | 'token'> = {},
   ) {}
 
   get client(): IntrospectClient {
-    this.clientInstance ??= new IntrospectClient(this.server);
+    this.clientInstance ??= new IntrospectClient(this.server, this.security);
     return this.clientInstance;
   }
 

@@ -7,7 +7,8 @@
  * Exit codes: 0 ok, 1 the server answered an error (code and message on stderr), 2 usage error.
  */
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { UsageError, helpText, parseArgs } from './args';
+import { clientSecurity } from '../client';
+import { UsageError, helpText, parseArgs, type ParsedArgs } from './args';
 import { GLOBAL_FLAGS, type Command } from './command';
 import { analysisCommands } from './commands/analysis';
 import { callCommand } from './commands/call';
@@ -70,6 +71,16 @@ function findCommand(argv: string[]): { command?: Command; rest: string[]; group
   return { rest: argv, group };
 }
 
+/** TLS and token options from --tls-ca/--tls-cert/--tls-key, --token-file and $INTROSPECT_TOKEN. */
+function cliSecurity(flags: ParsedArgs['flags'], env: NodeJS.ProcessEnv): ReturnType<typeof clientSecurity> {
+  const file = (name: string): string | undefined => (flags[name] === undefined ? undefined : String(flags[name]));
+  try {
+    return clientSecurity({ tlsCa: file('tls-ca'), tlsCert: file('tls-cert'), tlsKey: file('tls-key'), tokenFile: file('token-file'), token: env.INTROSPECT_TOKEN });
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+}
+
 function isServiceError(err: unknown): err is ServiceError {
   return typeof err === 'object' && err !== null && typeof (err as ServiceError).code === 'number' && 'details' in err;
 }
@@ -114,11 +125,13 @@ export async function runCli(argv: string[], io: CliIo, env: NodeJS.ProcessEnv =
       return 0;
     }
     const timeout = args.flags.timeout;
+    const security = cliSecurity(args.flags, env);
     ctx = new CliContext(
       String(args.flags.server ?? env.INTROSPECT_SERVER ?? DEFAULT_SERVER),
       args.flags.json === true,
       typeof timeout === 'number' ? timeout * 1000 : undefined,
       io,
+      security,
     );
     return (await command.run(args, ctx)) ?? 0;
   } catch (err) {

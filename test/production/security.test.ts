@@ -9,6 +9,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client, Metadata, credentials, status } from '@grpc/grpc-js';
+import { runCli } from '../../clients/cli/main';
+import type { CliIo } from '../../clients/cli/context';
 import { IntrospectClient, clientSecurity } from '../../clients/client';
 import { isPublicMethod, parseTokens, TokenSet } from '../../server/auth';
 import { parseConfig } from '../../server/config';
@@ -223,6 +225,39 @@ describe('production: TLS and mutual TLS', function () {
       assert.equal((await grpcError(() => clients.stranger.listModels({ timeoutMs: 5000 }))).code, status.UNAVAILABLE, 'client certificate from another CA');
     } finally {
       for (const c of Object.values(clients)) c.close();
+      await ts.close();
+    }
+  });
+
+  it('the CLI connects with --tls-ca/--tls-cert/--tls-key and --token-file or $INTROSPECT_TOKEN', async () => {
+    const tokenFile = path.join(tmp, 'cli-tokens');
+    fs.writeFileSync(tokenFile, TOKEN_B + '\n');
+    const ts = await startTestServer({
+      config: { tlsCert: pki.serverCert, tlsKey: pki.serverKey, tlsClientCa: pki.caCert, authTokenFile: tokenFile },
+    });
+    const cli = async (args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> => {
+      let out = '';
+      let err = '';
+      const io: CliIo = { stdout: (t) => (out += t), stderr: (t) => (err += t), readStdin: async () => '', stderrIsTty: false };
+      const code = await runCli(['--server', ts.address, '--json', ...args], io, env);
+      return { code, out, err };
+    };
+    const tls = ['--tls-ca', pki.caCert, '--tls-cert', pki.clientCert, '--tls-key', pki.clientKey];
+    try {
+      const ok = await cli([...tls, '--token-file', tokenFile, 'models', 'list']);
+      assert.equal(ok.code, 0, ok.err);
+      const viaEnv = await cli([...tls, 'models', 'list'], { INTROSPECT_TOKEN: TOKEN_B });
+      assert.equal(viaEnv.code, 0, viaEnv.err);
+      const noToken = await cli([...tls, 'models', 'list']);
+      assert.equal(noToken.code, 1);
+      assert.match(noToken.err, /UNAUTHENTICATED/);
+      const wrong = await cli([...tls, 'models', 'list'], { INTROSPECT_TOKEN: 'nope' });
+      assert.equal(wrong.code, 1);
+      assert.match(wrong.err, /PERMISSION_DENIED/);
+      const halfTls = await cli(['--tls-ca', pki.caCert, '--tls-cert', pki.clientCert, 'models', 'list']);
+      assert.equal(halfTls.code, 2);
+      assert.match(halfTls.err, /--tls-cert and --tls-key go together/);
+    } finally {
       await ts.close();
     }
   });
