@@ -79,9 +79,9 @@ describe('server: health, reflection, metrics', function () {
     await ts.client.listModels();
     const notFound = await grpcError(() => ts.client.getModel('missing'));
     assert.equal(notFound.code, status.NOT_FOUND);
-    const unimplemented = await grpcError(() => ts.client.confidenceMatrix({ model: 'x' }));
-    assert.equal(unimplemented.code, status.UNIMPLEMENTED);
-    assert.match(unimplemented.details, /ConfidenceMatrix is not implemented/);
+    const unknownModel = await grpcError(() => ts.client.confidenceMatrix({ model: 'x' }));
+    assert.equal(unknownModel.code, status.NOT_FOUND);
+    assert.match(unknownModel.details, /'x'/);
 
     const res = await fetch(ts.metricsUrl);
     assert.equal(res.status, 200);
@@ -98,7 +98,7 @@ describe('server: health, reflection, metrics', function () {
     assert.equal(value('grpc_server_handled_total', { ...models, grpc_method: 'ListModels', grpc_code: 'OK' }), 2);
     assert.equal(value('grpc_server_handled_total', { ...models, grpc_method: 'GetModel', grpc_code: 'NOT_FOUND' }), 1);
     assert.equal(
-      value('grpc_server_handled_total', { grpc_service: 'introspect.v1.AnalysisService', grpc_method: 'ConfidenceMatrix', grpc_code: 'UNIMPLEMENTED' }),
+      value('grpc_server_handled_total', { grpc_service: 'introspect.v1.AnalysisService', grpc_method: 'ConfidenceMatrix', grpc_code: 'NOT_FOUND' }),
       1,
     );
     assert.equal(value('grpc_server_started_total', { ...models, grpc_method: 'ListModels', grpc_type: 'unary' }), 2);
