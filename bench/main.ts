@@ -4,13 +4,14 @@
  *
  *   node dist/bench/main.js [section ...] [--quick]
  *
- * Sections (default: all but `similarity`, which takes minutes):
+ * Sections (default: all but `similarity` and `prune`, which take minutes):
  *   means      class-mean throughput over MNIST train (60,000 images)
  *   evaluate   Evaluate throughput of ResNet-20 on CIFAR-10 test, 1 and 2 onnxruntime workers
  *   gbp        guided backprop for every conv channel of vgg11_cifar10 (1 worker × 1 thread, 2 workers × 1
  *              thread), against one neuron per run (the way per-neuron tools work), ResNet-20, a 224×224
  *              model, peak memory, and the tfjs engine
  *   similarity the full similarity analysis of vgg11_cifar10 (10 classes × 2,752 neurons, methods 1 and 2)
+ *   prune      the table-5-1 pruning sweep of vgg11_cifar10 (8 layers × 7 evaluations of 10,000 images; bench/prune.ts)
  *
  * Results are printed as a table and written to bench/results.json (git-ignored).
  */
@@ -29,6 +30,7 @@ import { inferGraphShapes } from '../services/graph/ir-shapes';
 import { convLayers } from '../services/graph/layers';
 import type { LoadedModel } from '../services/models/model';
 import { ModelRegistry } from '../services/models/registry';
+import { pruneBench } from './prune';
 import { similarityBench } from './similarity';
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -264,7 +266,8 @@ async function main(): Promise<void> {
     else if (s === 'evaluate') await benchEvaluate(quick);
     else if (s === 'gbp') await benchGbp(quick);
     else if (s === 'similarity') await similarityBench(SHARED, record, quick);
-    else throw new Error(`unknown section ${s} (means | evaluate | gbp | similarity)`);
+    else if (s === 'prune') await pruneBench(SHARED, record, quick);
+    else throw new Error(`unknown section ${s} (means | evaluate | gbp | similarity | prune)`);
   }
   const out = path.join(REPO, 'bench', 'results.json');
   fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), cpus: os.cpus().length, rows }, null, 2));
