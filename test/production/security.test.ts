@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { Client, Metadata, credentials, status } from '@grpc/grpc-js';
 import { runCli } from '../../clients/cli/main';
 import type { CliIo } from '../../clients/cli/context';
-import { IntrospectClient, clientSecurity } from '../../clients/client';
+import { IntrospectClient, clientSecurity, type ClientOptions } from '../../clients/client';
 import { isPublicMethod, parseTokens, TokenSet } from '../../server/auth';
 import { parseConfig } from '../../server/config';
 import { BUNDLED_MODEL, grpcError, startTestServer, type TestServer } from '../support/server';
@@ -23,8 +23,8 @@ const TOKEN_B = 'tok-bravo-0b6e44aa91c8';
 const SERVING = 1;
 
 /** grpc.health.v1 Check for the whole server, with hand-written protobuf (status is field 1). */
-function healthOf(address: string, creds = credentials.createInsecure()): Promise<number> {
-  const c = new Client(address, creds);
+function healthOf(address: string, creds = credentials.createInsecure(), options: Record<string, string> = {}): Promise<number> {
+  const c = new Client(address, creds, options);
   const id = (b: Buffer): Buffer => b;
   return new Promise((resolve, reject) =>
     c.makeUnaryRequest('/grpc.health.v1.Health/Check', id, id, Buffer.alloc(0), { deadline: Date.now() + 10_000 }, (err, res) => {
@@ -173,6 +173,11 @@ async function reflectionServices(address: string): Promise<string[]> {
   }
 }
 
+/** Client options for TLS to 127.0.0.1 checked against the certificate's 'localhost' name (no IP as SNI). */
+function tlsTo(files: Parameters<typeof clientSecurity>[0]): ClientOptions {
+  return { ...clientSecurity(files), channelOptions: { 'grpc.ssl_target_name_override': 'localhost', 'grpc.default_authority': 'localhost' } };
+}
+
 describe('production: TLS and mutual TLS', function () {
   this.timeout(60_000);
   let pki: Pki;
@@ -192,11 +197,11 @@ describe('production: TLS and mutual TLS', function () {
 
   it('serves TLS: a client trusting the CA gets through, a plaintext client does not', async () => {
     const ts = await startTestServer({ config: { tlsCert: pki.serverCert, tlsKey: pki.serverKey } });
-    const good = new IntrospectClient(ts.address, clientSecurity({ tlsCa: pki.caCert }));
-    const untrusting = new IntrospectClient(ts.address, clientSecurity({ tlsCa: pki.strangerCa }));
+    const good = new IntrospectClient(ts.address, tlsTo({ tlsCa: pki.caCert }));
+    const untrusting = new IntrospectClient(ts.address, tlsTo({ tlsCa: pki.strangerCa }));
     try {
       assert.deepEqual(await good.listModels(), []);
-      assert.equal(await healthOf(ts.address, credentials.createSsl(fs.readFileSync(pki.caCert))), SERVING);
+      assert.equal(await healthOf(ts.address, credentials.createSsl(fs.readFileSync(pki.caCert)), { 'grpc.ssl_target_name_override': 'localhost' }), SERVING);
       assert.equal((await grpcError(() => ts.client.listModels({ timeoutMs: 5000 }))).code, status.UNAVAILABLE, 'plaintext refused');
       assert.equal((await grpcError(() => untrusting.listModels({ timeoutMs: 5000 }))).code, status.UNAVAILABLE, 'server certificate from an unknown CA refused');
     } finally {
@@ -213,10 +218,10 @@ describe('production: TLS and mutual TLS', function () {
       config: { tlsCert: pki.serverCert, tlsKey: pki.serverKey, tlsClientCa: pki.caCert, authTokenFile: tokenFile },
     });
     const clients = {
-      full: new IntrospectClient(ts.address, clientSecurity({ tlsCa: pki.caCert, tlsCert: pki.clientCert, tlsKey: pki.clientKey, tokenFile })),
-      noToken: new IntrospectClient(ts.address, clientSecurity({ tlsCa: pki.caCert, tlsCert: pki.clientCert, tlsKey: pki.clientKey })),
-      noCert: new IntrospectClient(ts.address, clientSecurity({ tlsCa: pki.caCert, tokenFile })),
-      stranger: new IntrospectClient(ts.address, clientSecurity({ tlsCa: pki.caCert, tlsCert: pki.strangerCert, tlsKey: pki.strangerKey, tokenFile })),
+      full: new IntrospectClient(ts.address, tlsTo({ tlsCa: pki.caCert, tlsCert: pki.clientCert, tlsKey: pki.clientKey, tokenFile })),
+      noToken: new IntrospectClient(ts.address, tlsTo({ tlsCa: pki.caCert, tlsCert: pki.clientCert, tlsKey: pki.clientKey })),
+      noCert: new IntrospectClient(ts.address, tlsTo({ tlsCa: pki.caCert, tokenFile })),
+      stranger: new IntrospectClient(ts.address, tlsTo({ tlsCa: pki.caCert, tlsCert: pki.strangerCert, tlsKey: pki.strangerKey, tokenFile })),
     };
     try {
       assert.deepEqual(await clients.full.listModels(), []);
@@ -239,7 +244,7 @@ describe('production: TLS and mutual TLS', function () {
       let out = '';
       let err = '';
       const io: CliIo = { stdout: (t) => (out += t), stderr: (t) => (err += t), readStdin: async () => '', stderrIsTty: false };
-      const code = await runCli(['--server', ts.address, '--json', ...args], io, env);
+      const code = await runCli(['--server', `localhost:${ts.server.port}`, '--json', ...args], io, env);
       return { code, out, err };
     };
     const tls = ['--tls-ca', pki.caCert, '--tls-cert', pki.clientCert, '--tls-key', pki.clientKey];
