@@ -5,11 +5,13 @@
  *
  * Nothing is rebuilt per configuration: channels are zeroed through the engine's run-time mask (one
  * graph per layer, cached by the engine). What does not change is computed once: the evaluation images
- * (read and preprocessed once, held in memory within a budget), the L1 norms, the APoZ statistics of
- * every layer (one pass over `apozImages` train images for all layers together), and the similarity
- * values (given by the caller, computed once by the similarity service).
+ * (read and preprocessed once, held in memory within a budget), the part of the network before the
+ * pruned layer (run once per batch for all of that layer's configurations where the graph splits there,
+ * ./pruning-split.ts), the L1 norms, the APoZ statistics of every layer (one pass over `apozImages`
+ * train images for all layers together), and the similarity values (given by the caller, computed once
+ * by the similarity service). Results of a layer come out together once its configurations are done.
  */
-import type { ChannelMask, Engine, EngineModel } from '../engines/engine';
+import type { Engine, EngineModel } from '../engines/engine';
 import type { Dataset, SplitName } from '../data/dataset';
 import { decodeSize, toInputSpace, type Shape3 } from '../data/preprocess';
 import type { PreprocessSpec } from '../data/preprocessing';
@@ -24,6 +26,7 @@ import {
   rankChannels,
   type PruneCriterionName,
 } from './pruning-criteria';
+import { splitAtConv } from './pruning-split';
 import { meanStd, type LayerSimilarity } from './similarity';
 
 export const DEFAULT_FRACTIONS = [0.4];
@@ -74,7 +77,7 @@ export interface PruneResult {
   seeds: number;
 }
 
-/** `done`/`total` count evaluations (each a pass over the evaluation images; one per random seed). */
+/** `done`/`total` count images through the model (each evaluation of each configuration, one per random seed, counts its images). */
 export type PruneEvent =
   | { kind: 'baseline'; baseline: Accuracy; done: number; total: number }
   | { kind: 'progress'; done: number; total: number }
@@ -151,14 +154,58 @@ export async function apozByLayer(
   return new Map([...sums].map(([l, s]) => [l, s.map((v) => v / n)]));
 }
 
-/** Accuracy of the model with `mask` applied, over every evaluation image. */
-async function evaluateMasked(engine: Engine, model: EngineModel, set: EvalSet, mask: ChannelMask | undefined, signal?: AbortSignal): Promise<Accuracy> {
+/** Accuracy of the unpruned model over every evaluation image; `onBatch` hears each batch's size. */
+async function evaluateBaseline(engine: Engine, model: EngineModel, set: EvalSet, onBatch: (n: number) => void, signal?: AbortSignal): Promise<Accuracy> {
   const tally = new AccuracyTally(set.classes);
   for await (const b of set.batches(signal)) {
     throwIfAborted(signal);
-    tally.add(await engine.forward(model, b.input, b.n, { mask, signal }), b.labels, b.n);
+    tally.add(await engine.forward(model, b.input, b.n, { signal }), b.labels, b.n);
+    onBatch(b.n);
   }
   return tally.result();
+}
+
+interface Config {
+  criterion: PruneCriterionName;
+  fraction: number;
+  /** One channel list per run (one per seed for random). */
+  runs: number[][];
+}
+
+/**
+ * Every configuration of one layer over the evaluation images, batch by batch: the part of the model
+ * before the layer runs once per batch (when the graph splits there), then each run's masked rest.
+ */
+async function* evaluateLayer(
+  engine: Engine,
+  model: EngineModel,
+  layer: number,
+  configs: Config[],
+  set: EvalSet,
+  signal?: AbortSignal,
+): AsyncGenerator<number, Accuracy[][]> {
+  const split = splitAtConv(model, layer);
+  const tallies = configs.map((c) => c.runs.map(() => new AccuracyTally(set.classes)));
+  try {
+    for await (const b of set.batches(signal)) {
+      throwIfAborted(signal);
+      const input = split ? await engine.forward(split.prefix, b.input, b.n, { signal }) : b.input;
+      const target = split ? split.suffix : model;
+      const key = split ? split.suffixLayer : layer;
+      let runs = 0;
+      for (const [i, c] of configs.entries()) {
+        for (const [r, pruned] of c.runs.entries()) {
+          const logits = await engine.forward(target, input, b.n, { mask: new Map([[key, Uint32Array.from(pruned)]]), signal });
+          tallies[i][r].add(logits, b.labels, b.n);
+          runs++;
+        }
+      }
+      yield runs * b.n;
+    }
+  } finally {
+    if (split) await Promise.all([engine.release(split.prefix.id), engine.release(split.suffix.id)]);
+  }
+  return tallies.map((t) => t.map((x) => x.result()));
 }
 
 export async function* prune(opts: PruneOptions): AsyncGenerator<PruneEvent> {
@@ -166,11 +213,10 @@ export async function* prune(opts: PruneOptions): AsyncGenerator<PruneEvent> {
   const r = resolve(opts);
   const set = await openEvalSet({ ...opts, heldBytes: opts.heldBytes });
   const runsPerConfig = r.criteria.reduce((n, c) => n + (c === 'random' ? r.seeds : 1), 0);
-  const total = 1 + r.layers.length * r.fractions.length * runsPerConfig;
+  const total = (1 + r.layers.length * r.fractions.length * runsPerConfig) * set.count;
   let done = 0;
 
-  const baseline = await evaluateMasked(engine, model, set, undefined, signal);
-  done++;
+  const baseline = await evaluateBaseline(engine, model, set, (n) => (done += n), signal);
   yield { kind: 'baseline', baseline, done, total };
 
   let apoz: Map<number, Float64Array> | undefined;
@@ -181,34 +227,37 @@ export async function* prune(opts: PruneOptions): AsyncGenerator<PruneEvent> {
 
   for (const layer of r.layers) {
     const channels = model.convLayers[layer].channels;
-    const orders = new Map<PruneCriterionName, number[][]>();
-    for (const c of r.criteria) {
-      if (c === 'similarity_top') orders.set(c, [rankChannels(opts.similarityValues!.get(layer)!, true)]);
-      else if (c === 'similarity_bottom') orders.set(c, [rankChannels(opts.similarityValues!.get(layer)!, false)]);
-      else if (c === 'l1') orders.set(c, [rankChannels(filterL1Norms(model, layer), false)]);
-      else if (c === 'apoz') orders.set(c, [rankChannels(apoz!.get(layer)!, true)]);
-      else orders.set(c, Array.from({ length: r.seeds }, (_, s) => randomOrder(channels, s, layer)));
-    }
+    const configs: Config[] = [];
     for (const criterion of r.criteria) {
+      let orders: number[][];
+      if (criterion === 'similarity_top') orders = [rankChannels(opts.similarityValues!.get(layer)!, true)];
+      else if (criterion === 'similarity_bottom') orders = [rankChannels(opts.similarityValues!.get(layer)!, false)];
+      else if (criterion === 'l1') orders = [rankChannels(filterL1Norms(model, layer), false)];
+      else if (criterion === 'apoz') orders = [rankChannels(apoz!.get(layer)!, true)];
+      else orders = Array.from({ length: r.seeds }, (_, s) => randomOrder(channels, s, layer));
       for (const fraction of r.fractions) {
         const count = prunedCount(fraction, channels);
-        const runs: Accuracy[] = [];
-        const chosen = orders.get(criterion)!.map((o) => o.slice(0, count));
-        for (const pruned of chosen) {
-          throwIfAborted(signal);
-          runs.push(await evaluateMasked(engine, model, set, new Map([[layer, Uint32Array.from(pruned)]]), signal));
-          done++;
-          if (runs.length < chosen.length) yield { kind: 'progress', done, total };
-        }
-        const { mean, std } = meanStd(runs.map((a) => a.accuracy));
-        const perClass = runs[0].perClass.map((_, i) => runs.reduce((s, a) => s + a.perClass[i], 0) / runs.length);
-        yield {
-          kind: 'result',
-          result: { layer, criterion, fraction, pruned: chosen[0], accuracy: mean, accuracyStd: std, perClass, seeds: runs.length },
-          done,
-          total,
-        };
+        configs.push({ criterion, fraction, runs: orders.map((o) => o.slice(0, count)) });
       }
+    }
+    const running = evaluateLayer(engine, model, layer, configs, set, signal);
+    let step = await running.next();
+    while (!step.done) {
+      done += step.value;
+      yield { kind: 'progress', done, total };
+      step = await running.next();
+    }
+    const accuracies = step.value;
+    for (const [i, c] of configs.entries()) {
+      const runs = accuracies[i];
+      const { mean, std } = meanStd(runs.map((a) => a.accuracy));
+      const perClass = runs[0].perClass.map((_, k) => runs.reduce((s, a) => s + a.perClass[k], 0) / runs.length);
+      yield {
+        kind: 'result',
+        result: { layer, criterion: c.criterion, fraction: c.fraction, pruned: c.runs[0], accuracy: mean, accuracyStd: std, perClass, seeds: runs.length },
+        done,
+        total,
+      };
     }
   }
 }

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { collectSimilarity } from '../../services/analysis/similarity';
 import { apozByLayer, prune, similarityRanking, type PruneEvent, type PruneOptions, type PruneResult } from '../../services/analysis/pruning';
+import { splitAtConv } from '../../services/analysis/pruning-split';
 import { filterL1Norms, randomOrder, rankChannels } from '../../services/analysis/pruning-criteria';
 import { openCifar10 } from '../../services/data/cifar10';
 import { openIdx } from '../../services/data/idx';
@@ -71,7 +72,8 @@ describe('pruning (bundled MNIST CNN, checked against the edited model file in o
     assert.equal(results.length, 1);
     const r = results[0]!;
     assert.equal(r.pruned.length, Math.round(0.4 * 32));
-    assert.deepEqual(events.map((e) => [e.done, e.total]), [[1, 2], [2, 2]]);
+    assert.deepEqual([events[0]!.done, events[0]!.total], [EVAL, 2 * EVAL]);
+    assert.deepEqual([events.at(-1)!.done, events.at(-1)!.total], [2 * EVAL, 2 * EVAL]);
 
     const original = (await runFile(bytes, images, [EVAL, 1, 28, 28])).get('logits')!.data as Float32Array;
     assert.equal(baseline, plainAccuracy(original, labels, 10).accuracy);
@@ -173,6 +175,32 @@ describe('pruning (bundled MNIST CNN, checked against the edited model file in o
     console.log(`      baseline ${baseline.toFixed(3)}; 40% pruned, top vs bottom similarity: ${table.map((t) => `L${t.layer} ${t.top.toFixed(3)} / ${t.bottom.toFixed(3)}`).join(', ')}`);
     const meanGap = table.reduce((s, t) => s + (t.bottom - t.top), 0) / table.length;
     assert.ok(meanGap > -0.05, `bottom pruning is not clearly worse than top on average (gap ${meanGap})`);
+  });
+
+  it('splits the graph before a conv layer only where the value it reads is a cut; prefix then suffix = the whole model', async function () {
+    assert.equal(splitAtConv(model, 0), undefined, 'conv 0 reads the input');
+    const { images } = mnistTestImages(8);
+    const full = await engines.onnxruntime.forward(model, images, 8);
+    for (const layer of [1, 2]) {
+      const split = splitAtConv(model, layer)!;
+      assert.ok(split, `layer ${layer} splits`);
+      assert.equal(split.suffixLayer, 0);
+      const mid = await engines.onnxruntime.forward(split.prefix, images, 8);
+      assert.ok(maxAbsDiff(await engines.onnxruntime.forward(split.suffix, mid, 8), full) < 1e-5);
+    }
+    needShared(this, 'models/resnet20_cifar10.onnx');
+    const resnet = loadOnnxModel(sharedPath('models/resnet20_cifar10.onnx'));
+    const splits = resnet.convLayers.map((l) => splitAtConv(resnet, l.index) !== undefined);
+    assert.ok(splits.some((x) => !x), 'a conv inside a residual block (a skip connection crosses it) has no split');
+    const at = splits.findIndex((x, i) => x && i > 0);
+    if (at > 0) {
+      const x = Float32Array.from({ length: 2 * 3072 }, (_, i) => Math.sin(i * 0.37));
+      const split = splitAtConv(resnet, at)!;
+      const whole = await engines.onnxruntime.forward(resnet, x, 2);
+      const parts = await engines.onnxruntime.forward(split.suffix, await engines.onnxruntime.forward(split.prefix, x, 2), 2);
+      assert.ok(maxAbsDiff(parts, whole) < 1e-4, `resnet layer ${at}: ${maxAbsDiff(parts, whole)}`);
+    }
+    console.log(`      resnet20 conv layers with a split: ${splits.flatMap((x, i) => (x ? [i] : [])).join(', ')}`);
   });
 
   it('rejects bad settings naming the field', async () => {

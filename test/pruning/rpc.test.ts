@@ -112,7 +112,7 @@ describe('rpc: Prune and LayerProbes (bundled MNIST CNN)', function () {
         [PruneCriterion.PRUNE_CRITERION_SIMILARITY_TOP, 50, 8, 1],
       ],
     );
-    assert.deepEqual(msgs.at(-1)!.progress, { done: 1 + 2 + 4 + 2, total: 9 });
+    assert.deepEqual(msgs.at(-1)!.progress, { done: 900, total: 900 }, 'progress counts images: (baseline + 2 fractions × (L1 + 2 seeds + similarity)) × 100');
     for (const r of results) assert.equal(r.perClassAccuracy.length, 10);
   });
 
