@@ -7,6 +7,7 @@
  *   new Server({ interceptors: [metrics.interceptor(), heavy.interceptor()] });
  */
 import { ResponderBuilder, ServerInterceptingCall, ServerListenerBuilder, status, type ServerInterceptor } from '@grpc/grpc-js';
+import { Counter, Gauge, type Registry } from 'prom-client';
 
 export const HEAVY_METHODS: ReadonlySet<string> = new Set([
   '/introspect.v1.ModelService/Evaluate',
@@ -24,7 +25,11 @@ export class HeavyStreamLimiter {
   /** Calls refused since start. */
   refused = 0;
 
-  constructor(readonly max: number) {
+  constructor(
+    readonly max: number,
+    /** Told of each refusal (method path), e.g. to log it. */
+    private readonly onRefused?: (method: string) => void,
+  ) {
     if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`max heavy streams must be a positive integer, got ${max}`);
   }
 
@@ -57,6 +62,7 @@ export class HeavyStreamLimiter {
           release = this.acquire();
           if (release) return next(metadata);
           const name = method.path.slice(method.path.lastIndexOf('/') + 1);
+          this.onRefused?.(method.path);
           call.sendStatus({
             code: status.RESOURCE_EXHAUSTED,
             details: `${name}: ${this.max} heavy streams are already running (the limit set by --max-heavy-streams); retry later`,
@@ -74,4 +80,35 @@ export class HeavyStreamLimiter {
       return new ServerInterceptingCall(call, responder);
     };
   }
+}
+
+/** `introspect_heavy_streams_active` / `_limit` gauges and `introspect_heavy_streams_refused_total`. */
+export function registerLimiterMetrics(registry: Registry, limiter: HeavyStreamLimiter): void {
+  new Gauge({
+    name: 'introspect_heavy_streams_active',
+    help: 'Heavy streams (Evaluate and the analysis sweeps) running now.',
+    registers: [registry],
+    collect() {
+      this.set(limiter.active);
+    },
+  });
+  new Gauge({
+    name: 'introspect_heavy_streams_limit',
+    help: 'The bound on concurrent heavy streams (--max-heavy-streams).',
+    registers: [registry],
+    collect() {
+      this.set(limiter.max);
+    },
+  });
+  let seen = 0;
+  new Counter({
+    name: 'introspect_heavy_streams_refused_total',
+    help: 'Heavy streams answered RESOURCE_EXHAUSTED because the bound was reached.',
+    registers: [registry],
+    collect() {
+      // Counted at scrape time from the limiter, so the limiter needs no metrics of its own.
+      if (limiter.refused > seen) this.inc(limiter.refused - seen);
+      seen = limiter.refused;
+    },
+  });
 }

@@ -23,7 +23,7 @@ import { startMetricsHttp, type MetricsHttp } from './metrics-http';
 import { API_SERVICES } from '../clients/proto-files';
 import { addReflection } from './reflection';
 import { TokenSet, authInterceptor, loadTokens } from './auth';
-import { HeavyStreamLimiter } from './limits';
+import { HeavyStreamLimiter, registerLimiterMetrics } from './limits';
 import { serverCredentials, tlsEnabled } from './tls';
 
 export interface StartOptions {
@@ -58,7 +58,10 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   const engines = opts.engines ?? (await startEngines(config, log));
   const app = createApp({ config, log, metrics, engines });
 
-  const heavyStreams = new HeavyStreamLimiter(config.maxHeavyStreams ?? 2 * engines.onnxruntime.workers);
+  const heavyStreams = new HeavyStreamLimiter(config.maxHeavyStreams ?? 2 * engines.onnxruntime.workers, (method) =>
+    log.info('call refused: heavy-stream limit reached', { method, maxHeavyStreams: config.maxHeavyStreams ?? 2 * engines.onnxruntime.workers }),
+  );
+  registerLimiterMetrics(metrics.registry, heavyStreams);
   // Order: metrics sees every status (refusals too), auth answers before a heavy slot is taken.
   const interceptors: ServerInterceptor[] = [metrics.interceptor()];
   if (tokens) {

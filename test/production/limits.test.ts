@@ -11,7 +11,7 @@ import { ElementType } from '../../clients/generated/introspect/v1/common';
 import { apiMethods } from '../../clients/methods';
 import { HEAVY_METHODS } from '../../server/limits';
 import { BUNDLED_MODEL, grpcError, startTestServer, type TestServer } from '../support/server';
-import { until } from '../rpc/support';
+import { counter, until } from '../rpc/support';
 
 describe('production: heavy-stream limit', function () {
   this.timeout(90_000);
@@ -54,6 +54,11 @@ describe('production: heavy-stream limit', function () {
     assert.equal(refused.code, status.RESOURCE_EXHAUSTED);
     assert.match(refused.details, /Evaluate: 2 heavy streams are already running \(the limit set by --max-heavy-streams\)/);
     assert.equal(ts.server.heavyStreams.refused, 1);
+    const text = await (await fetch(ts.metricsUrl)).text();
+    assert.match(text, /^introspect_heavy_streams_active 2$/m);
+    assert.match(text, /^introspect_heavy_streams_limit 2$/m);
+    assert.match(text, /^introspect_heavy_streams_refused_total 1$/m);
+    assert.equal(counter(text, 'grpc_server_handled_total', { grpc_type: 'server_stream', grpc_service: 'introspect.v1.ModelService', grpc_method: 'Evaluate', grpc_code: 'RESOURCE_EXHAUSTED' }), 1);
     // Light calls still go through.
     assert.equal((await ts.client.listModels()).length, 1);
     assert.equal((await ts.client.getDataset('mnist')).name, 'mnist');

@@ -15,6 +15,7 @@ import { IntrospectClient, clientSecurity, type ClientOptions } from '../../clie
 import { isPublicMethod, parseTokens, TokenSet } from '../../server/auth';
 import { parseConfig } from '../../server/config';
 import { BUNDLED_MODEL, grpcError, startTestServer, type TestServer } from '../support/server';
+import { counter } from '../rpc/support';
 import { haveOpenssl, makePki, startLoggedServer, type Pki } from './support';
 
 const TOKEN_A = 'tok-alpha-7f3a9c1e55d2';
@@ -135,6 +136,10 @@ describe('production: bearer-token authentication', function () {
     assert.ok(list.includes('introspect.v1.ModelService'), `reflection lists ${list.join(', ')}`);
     const log = lines.join('\n');
     assert.match(log, /call refused/, 'refusals are logged');
+    const text = await (await fetch(ts.metricsUrl)).text();
+    const handled = (code: string): number =>
+      counter(text, 'grpc_server_handled_total', { grpc_type: 'unary', grpc_service: 'introspect.v1.ModelService', grpc_method: 'ListModels', grpc_code: code });
+    assert.equal(handled('UNAUTHENTICATED'), 2, 'refusals are counted on /metrics');
     for (const t of [TOKEN_A, TOKEN_B, TOKEN_A + 'x']) assert.ok(!log.includes(t), 'a token appears in the server log');
   });
 
