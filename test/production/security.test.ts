@@ -190,7 +190,7 @@ describe('production: TLS and mutual TLS', function () {
 
   before(function () {
     if (!haveOpenssl()) {
-      this.test!.parent!.title += ' [pending: openssl is not installed]';
+      for (const t of this.test!.parent!.tests) t.title += ' [pending: openssl is not installed]';
       this.skip();
     }
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'introspect-pki-'));
