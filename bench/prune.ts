@@ -42,7 +42,7 @@ export async function pruneBench(shared: string, record: Record, quick: boolean)
 
     t0 = performance.now();
     const lines: string[] = [];
-    let evaluations = 0;
+    let images = 0;
     let baseline = 0;
     for await (const e of prune({
       engine,
@@ -58,7 +58,7 @@ export async function pruneBench(shared: string, record: Record, quick: boolean)
       limit,
       apozImages: 1000,
     })) {
-      evaluations = e.done;
+      images = e.done;
       if (e.kind === 'baseline') baseline = e.baseline.accuracy;
       if (e.kind === 'result') {
         const r = e.result;
@@ -67,7 +67,7 @@ export async function pruneBench(shared: string, record: Record, quick: boolean)
     }
     const s = (performance.now() - t0) / 1000;
     console.log(`    baseline ${baseline.toFixed(4)}\n${lines.join('\n')}`);
-    record(`pruning sweep, ${layers.length} layers × 7 evaluations of ${limit} images (+ baseline, APoZ on 1,000), 2 workers × 1 thread`, s, 's', `${evaluations} evaluations, ${((evaluations * limit) / s).toFixed(0)} images/s`);
+    record(`pruning sweep, ${layers.length} layers × 7 evaluations of ${limit} images (+ baseline, APoZ on 1,000), 2 workers × 1 thread`, s, 's', `${images / limit} evaluations, ${(images / s).toFixed(0)} images/s through the model (a split layer's prefix counted once)`);
   } finally {
     await engine.close();
   }
