@@ -203,6 +203,22 @@ describe('pruning (bundled MNIST CNN, checked against the edited model file in o
     console.log(`      resnet20 conv layers with a split: ${splits.flatMap((x, i) => (x ? [i] : [])).join(', ')}`);
   });
 
+  it('stops between batches when its signal fires', async () => {
+    const controller = new AbortController();
+    const seen: PruneEvent[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const e of prune({ ...base, layers: [1, 2], criteria: ['l1', 'random'], batchSize: 64, signal: controller.signal })) {
+          seen.push(e);
+          if (e.kind === 'progress') controller.abort();
+        }
+      })(),
+      (e: Error & { kind?: string }) => e.kind === 'cancelled',
+    );
+    assert.equal(seen.filter((e) => e.kind === 'progress').length, 1);
+    assert.equal(seen.filter((e) => e.kind === 'result').length, 0);
+  });
+
   it('rejects bad settings naming the field', async () => {
     const bad = async (o: Partial<PruneOptions>, re: RegExp): Promise<void> => {
       await assert.rejects(run({ ...base, criteria: ['l1'], ...o }), (e: Error & { kind?: string }) => e.kind === 'invalid-argument' && re.test(e.message));
