@@ -13,7 +13,8 @@ import type {
   handleUnaryCall,
   sendUnaryData,
 } from '@grpc/grpc-js';
-import { IntrospectError, unimplemented } from '../services/errors';
+import { IntrospectError } from '../services/errors';
+import { decodedRequest } from './decode';
 import { statusName, toStatus, type ErrorStatus } from './errors';
 import type { Logger } from './log';
 import { callSignal, reasonOf, writeAll, type CallSignal, type ServerSurfaceCall } from './streaming';
@@ -95,7 +96,7 @@ export function unary<Req, Res>(
       callback(null, res);
     };
     Promise.resolve()
-      .then(() => fn(call.request, ctx))
+      .then(() => fn(decodedRequest(call.request), ctx))
       .then(done, (err: unknown) => callback(failed(err, ctx, end)));
   };
 }
@@ -111,7 +112,7 @@ export function serverStream<Req, Res>(
       call.end();
     };
     Promise.resolve()
-      .then(() => writeAll(call, fn(call.request, ctx), ctx.signal))
+      .then(() => writeAll(call, fn(decodedRequest(call.request), ctx), ctx.signal))
       .then(done, (err: unknown) => call.emit('error', failed(err, ctx, end)));
   };
 }
@@ -120,7 +121,7 @@ export function serverStream<Req, Res>(
 async function* messages<Req>(source: AsyncIterable<Req>, signal: AbortSignal): AsyncGenerator<Req> {
   for await (const m of source) {
     if (signal.aborted) throw reasonOf(signal);
-    yield m;
+    yield decodedRequest(m);
   }
   if (signal.aborted) throw reasonOf(signal);
 }
@@ -139,19 +140,4 @@ export function clientStream<Req, Res>(
       .then(() => fn(messages<Req>(call, ctx.signal), ctx))
       .then(done, (err: unknown) => callback(failed(err, ctx, end)));
   };
-}
-
-/** Handlers for RPCs that exist in the API but are not built yet: UNIMPLEMENTED, saying so. */
-export function notYetUnary<Req, Res>(deps: RpcDeps, rpc: string): handleUnaryCall<Req, Res> {
-  return unary(deps, async () => {
-    throw unimplemented(`${rpc} is not implemented by this server yet`);
-  });
-}
-
-export function notYetServerStream<Req, Res>(deps: RpcDeps, rpc: string): handleServerStreamingCall<Req, Res> {
-  return serverStream<Req, Res>(deps, () => ({
-    [Symbol.asyncIterator]: () => ({
-      next: () => Promise.reject(unimplemented(`${rpc} is not implemented by this server yet`)),
-    }),
-  }));
 }

@@ -22,6 +22,7 @@ import { ServerMetrics } from './metrics';
 import { startMetricsHttp, type MetricsHttp } from './metrics-http';
 import { API_SERVICES } from '../clients/proto-files';
 import { addReflection } from './reflection';
+import { tolerantDecoding } from './decode';
 import { TokenSet, authInterceptor, loadTokens } from './auth';
 import { HeavyStreamLimiter, registerLimiterMetrics } from './limits';
 import { serverCredentials, tlsEnabled } from './tls';
@@ -72,9 +73,9 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     interceptors,
     'grpc.max_receive_message_length': config.maxReceiveBytes,
   });
-  grpcServer.addService(ModelServiceService, modelHandlers(app));
-  grpcServer.addService(DatasetServiceService, datasetHandlers(app));
-  grpcServer.addService(AnalysisServiceService, analysisHandlers(app));
+  grpcServer.addService(tolerantDecoding(ModelServiceService), modelHandlers(app));
+  grpcServer.addService(tolerantDecoding(DatasetServiceService), datasetHandlers(app));
+  grpcServer.addService(tolerantDecoding(AnalysisServiceService), analysisHandlers(app));
   const health = new Health(API_SERVICES);
   health.addToServer(grpcServer);
   addReflection(grpcServer);

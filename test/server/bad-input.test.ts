@@ -173,6 +173,13 @@ describe('server: bad input', function () {
     await expectError(() => ts.client.uploadModel({ name: 'u' }, Buffer.from('{"modelTopology": {}}')), status.INVALID_ARGUMENT, /JSON, not an ONNX model/);
   });
 
+  it('answers INVALID_ARGUMENT, not INTERNAL, for requests that do not decode', async () => {
+    // A uint64 above 2^53 cannot be represented by the generated code (forceLong=number).
+    const tooBig = await grpcError(() => collect(ts.client.getSamples({ dataset: 'x', offset: 2 ** 60 })));
+    assert.equal(tooBig.code, status.INVALID_ARGUMENT);
+    assert.match(tooBig.details, /GetSamples could not be decoded/);
+  });
+
   it('still serves health and calls afterwards', async () => {
     assert.ok(ts.server.health.isServing());
     const info = await ts.client.getModel('good');
