@@ -3,6 +3,7 @@
  * The server process. SIGTERM / SIGINT: health NOT_SERVING, stop accepting calls, let running calls
  * finish within the grace period, cancel the rest, exit 0. A second signal exits at once.
  */
+import { IntrospectError } from '../services/errors';
 import { ConfigError, describeConfig, parseConfig, usage } from './config';
 import { createLogger } from './log';
 import { startServer } from './server';
@@ -59,7 +60,10 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`introspect-server: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    // A start-up error we raised ourselves (unreadable token or TLS file, port in use, ...) is one line;
+    // anything else is a bug and keeps its stack.
+    const text = err instanceof IntrospectError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+    process.stderr.write(`introspect-server: ${text}\n`);
     process.exit(1);
   },
 );
