@@ -5,6 +5,7 @@ import { num, str, type Command } from '../command';
 import { table } from '../format';
 import { ENGINE_FLAG, count, engineFlag, indexList, similarityMethodFlag } from './analysis-flags';
 import { splitFlag } from './datasets';
+import { SERVERS_FLAGS, shardedClientFor } from '../../sharded-cli';
 
 const CRITERIA: Record<string, PruneCriterion> = {
   top: PruneCriterion.PRUNE_CRITERION_SIMILARITY_TOP,
@@ -47,6 +48,7 @@ export const pruneCommand: Command = {
       classes: { type: 'string', arg: 'I,J,..', help: 'classes whose similarity is computed (default all)' },
       method: { type: 'string', arg: '1|2', help: 'similarity method: 1 = vs the class average (default), 2 = vs the class logit GBP' },
       ...ENGINE_FLAG,
+      ...SERVERS_FLAGS,
     },
     details: '--json prints the baseline, then one object per (layer, criterion, fraction).',
   },
@@ -60,33 +62,38 @@ export const pruneCommand: Command = {
     const progress = ctx.progress('prune');
     const rows: Array<Array<string | number>> = [];
     let baseline: number | undefined;
-    for await (const m of ctx.client.prune(
-      {
-        model,
-        dataset,
-        split: splitFlag(str(args, 'split')),
-        layers,
-        fractions: numberListFlag(args.flags.fractions, 'fractions'),
-        criteria: criteriaFlag(args),
-        similarity,
-        classIndex,
-        randomSeeds: count(args, 'seeds'),
-        limit: count(args, 'limit'),
-        apozImages: count(args, 'apoz-images'),
-        engine,
-      },
-      ctx.callOpts(),
-    )) {
-      if (m.progress) progress.update(m.progress.done, m.progress.total);
-      if (baseline === undefined) {
-        baseline = m.baselineAccuracy;
-        if (ctx.json) ctx.printJson({ baselineAccuracy: baseline });
+    const sharded = shardedClientFor(args, ctx);
+    try {
+      for await (const m of (sharded ?? ctx.client).prune(
+        {
+          model,
+          dataset,
+          split: splitFlag(str(args, 'split')),
+          layers,
+          fractions: numberListFlag(args.flags.fractions, 'fractions'),
+          criteria: criteriaFlag(args),
+          similarity,
+          classIndex,
+          randomSeeds: count(args, 'seeds'),
+          limit: count(args, 'limit'),
+          apozImages: count(args, 'apoz-images'),
+          engine,
+        },
+        ctx.callOpts(),
+      )) {
+        if (m.progress) progress.update(m.progress.done, m.progress.total);
+        if (baseline === undefined) {
+          baseline = m.baselineAccuracy;
+          if (ctx.json) ctx.printJson({ baselineAccuracy: baseline });
+        }
+        const r = m.result;
+        if (!r) continue;
+        const criterion = CRITERION_NAMES[r.criterion] ?? String(r.criterion);
+        if (ctx.json) ctx.printJson({ ...r, criterion });
+        else rows.push([r.layer, criterion, r.fraction.toFixed(2), r.seeds > 1 ? `${pct(r.accuracy)}±${pct(r.accuracyStd)}` : pct(r.accuracy), r.pruned.length]);
       }
-      const r = m.result;
-      if (!r) continue;
-      const criterion = CRITERION_NAMES[r.criterion] ?? String(r.criterion);
-      if (ctx.json) ctx.printJson({ ...r, criterion });
-      else rows.push([r.layer, criterion, r.fraction.toFixed(2), r.seeds > 1 ? `${pct(r.accuracy)}±${pct(r.accuracyStd)}` : pct(r.accuracy), r.pruned.length]);
+    } finally {
+      sharded?.close();
     }
     progress.done();
     if (!ctx.json) {

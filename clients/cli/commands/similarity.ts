@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LayerSimilarity, SimilarityCurves } from '../../generated/introspect/v1/analysis';
 import { curvesEntry, fixed, layerEntry } from '../../report/entries';
+import { SERVERS_FLAGS, shardedClientFor } from '../../sharded-cli';
 import { UsageError, type ParsedArgs } from '../args';
 import { str, type Command } from '../command';
 import type { CliContext } from '../context';
@@ -22,10 +23,6 @@ const DEFAULT_RANK_IMAGES_WITH_OUT = 8;
 function modelAndDataset(args: ParsedArgs, usage: string): [string, string] {
   if (args.positionals.length !== 2) throw new UsageError(`usage: ${usage}`);
   return args.positionals as [string, string];
-}
-
-async function classNamesOf(ctx: CliContext, dataset: string): Promise<string[]> {
-  return (await ctx.client.getDataset(dataset, ctx.callOpts())).classNames;
 }
 
 /** Rows of "mean±std" per class and layer, then the mean over classes, and dead counts. */
@@ -54,6 +51,7 @@ export const similarityCommand: Command = {
       ...AVERAGE_FLAGS,
       ...ATTRIBUTION_FLAGS,
       ...ENGINE_FLAG,
+      ...SERVERS_FLAGS,
     },
     details: '--json prints one object per (class, layer): values, dead channels, mean, std, highest and lowest neurons.',
   },
@@ -62,34 +60,39 @@ export const similarityCommand: Command = {
     const out = str(args, 'out');
     const rankImages = args.flags['rank-images'] !== undefined ? count(args, 'rank-images') : out ? DEFAULT_RANK_IMAGES_WITH_OUT : 0;
     const request = { ...similarityRequest(args, model, dataset), rankImages, png: !!out };
-    const names = await classNamesOf(ctx, dataset);
+    const sharded = shardedClientFor(args, ctx);
+    const names = (await (sharded?.clients[0] ?? ctx.client).getDataset(dataset, ctx.callOpts())).classNames;
     if (out) await fs.promises.mkdir(out, { recursive: true });
     const progress = ctx.progress('similarity');
     const layers: Array<Record<string, unknown>> = [];
     const classes: number[] = [];
     let curves: SimilarityCurves | undefined;
     let cached = false;
-    for await (const msg of ctx.client.similarity(request, ctx.callOpts())) {
-      cached = msg.cached;
-      if (msg.progress) progress.update(msg.progress.done, msg.progress.total);
-      if (msg.item?.$case === 'summary') curves = msg.item.value;
-      if (msg.item?.$case !== 'layer') continue;
-      const l: LayerSimilarity = msg.item.value;
-      if (!classes.includes(l.classIndex)) classes.push(l.classIndex);
-      const files = new Map<number, string>();
-      if (out) {
-        for (const [end, list] of [['highest', l.highest], ['lowest', l.lowest]] as const) {
-          for (const [rank, n] of list.entries()) {
-            if (!n.image?.png.length) continue;
-            const file = `class-${l.classIndex}-layer-${l.layer}-${end}-${rank}-channel-${n.neuron}.png`;
-            await fs.promises.writeFile(path.join(out, file), n.image.png);
-            files.set(n.neuron, file);
+    try {
+      for await (const msg of (sharded ?? ctx.client).similarity(request, ctx.callOpts())) {
+        cached = msg.cached;
+        if (msg.progress) progress.update(msg.progress.done, msg.progress.total);
+        if (msg.item?.$case === 'summary') curves = msg.item.value;
+        if (msg.item?.$case !== 'layer') continue;
+        const l: LayerSimilarity = msg.item.value;
+        if (!classes.includes(l.classIndex)) classes.push(l.classIndex);
+        const files = new Map<number, string>();
+        if (out) {
+          for (const [end, list] of [['highest', l.highest], ['lowest', l.lowest]] as const) {
+            for (const [rank, n] of list.entries()) {
+              if (!n.image?.png.length) continue;
+              const file = `class-${l.classIndex}-layer-${l.layer}-${end}-${rank}-channel-${n.neuron}.png`;
+              await fs.promises.writeFile(path.join(out, file), n.image.png);
+              files.set(n.neuron, file);
+            }
           }
         }
+        const entry = layerEntry(l, names[l.classIndex] ?? String(l.classIndex), msg.cached, files);
+        layers.push(entry);
+        if (ctx.json) ctx.printJson(entry);
       }
-      const entry = layerEntry(l, names[l.classIndex] ?? String(l.classIndex), msg.cached, files);
-      layers.push(entry);
-      if (ctx.json) ctx.printJson(entry);
+    } finally {
+      sharded?.close();
     }
     progress.done();
     if (!curves) throw new Error('the similarity stream ended without its summary');
