@@ -29,6 +29,8 @@ export interface CachedAverage {
 export interface AnalysisCaches {
   averages: ResultCache<CachedAverage>;
   similarity: ResultCache<SimilarityResponse[]>;
+  /** The similarity cache's bound: a response stream larger than this is not collected for it. */
+  similarityMaxBytes: number;
 }
 
 const MiB = 1024 * 1024;
@@ -36,12 +38,11 @@ export const AVERAGES_CACHE_BYTES = 64 * MiB;
 export const SIMILARITY_CACHE_BYTES = 256 * MiB;
 
 export function createAnalysisCaches(opts: { averagesBytes?: number; similarityBytes?: number } = {}): AnalysisCaches {
+  const similarityMaxBytes = opts.similarityBytes ?? SIMILARITY_CACHE_BYTES;
   return {
     averages: new ResultCache<CachedAverage>({ maxBytes: opts.averagesBytes ?? AVERAGES_CACHE_BYTES, sizeOf: (v) => approximateBytes(v) }),
-    similarity: new ResultCache<SimilarityResponse[]>({
-      maxBytes: opts.similarityBytes ?? SIMILARITY_CACHE_BYTES,
-      sizeOf: (v) => approximateBytes(v),
-    }),
+    similarity: new ResultCache<SimilarityResponse[]>({ maxBytes: similarityMaxBytes, sizeOf: (v) => approximateBytes(v) }),
+    similarityMaxBytes,
   };
 }
 

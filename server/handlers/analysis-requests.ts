@@ -180,10 +180,13 @@ export function layerSelectionsFromWire(selections: LayerSelection[], model: Eng
 export function channelsFromWire(layer: number, channels: number[], model: EngineModel, layerName: string, name: string): number[] {
   const conv = convLayerAt(model, layer, layerName);
   if (channels.length === 0) return Array.from({ length: conv.channels }, (_, k) => k);
+  const seen = new Set<number>();
   channels.forEach((k, j) => {
     if (k >= conv.channels) {
       throw invalidArgument(`${name}[${j}] = ${k} is out of range: conv layer ${layer} (${conv.node}) has ${conv.channels} channels, 0..${conv.channels - 1}`);
     }
+    if (seen.has(k)) throw invalidArgument(`${name}[${j}] = ${k} is repeated`);
+    seen.add(k);
   });
   return [...channels];
 }

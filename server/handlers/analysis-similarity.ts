@@ -12,6 +12,7 @@ import type {
   SimilarityRequest,
   SimilarityResponse,
 } from '../../clients/generated/introspect/v1/analysis';
+import { approximateBytes } from '../../services/analysis/cache';
 import type { MetricName } from '../../services/analysis/metrics';
 import type { AttributionSettings } from '../../services/analysis/neuron-images';
 import { sanityCheck } from '../../services/analysis/sanity';
@@ -148,7 +149,8 @@ export async function* similarityStream(deps: AnalysisDeps, req: SimilarityReque
   }
   const averages = await jobAverages(deps, job, ctx.signal);
   const shape = job.mc.model.inputShape;
-  const sent: SimilarityResponse[] = [];
+  let sent: SimilarityResponse[] | undefined = [];
+  let sentBytes = 0;
   let counted = 0;
   for await (const e of similarity({
     engine: job.mc.engine,
@@ -169,11 +171,16 @@ export async function* similarityStream(deps: AnalysisDeps, req: SimilarityReque
     if (e.kind === 'layer') msg = { progress, item: { $case: 'layer', value: layerToWire(e.layer, shape, job.png) }, cached: false };
     else if (e.kind === 'summary') msg = { progress, item: { $case: 'summary', value: curvesToWire(e.curves) }, cached: false };
     else msg = { progress, cached: false };
-    sent.push(msg);
+    // Collect for the cache only while the stream fits it: a larger one is streamed and not stored.
+    if (sent) {
+      sentBytes += approximateBytes(msg);
+      if (sentBytes <= caches.similarityMaxBytes) sent.push(msg);
+      else sent = undefined;
+    }
     yield msg;
   }
   // Only a stream that ran to its end is stored.
-  caches.similarity.set(key, sent);
+  if (sent) caches.similarity.set(key, sent);
 }
 
 export async function* sanityCheckStream(deps: AnalysisDeps, req: SanityCheckRequest, ctx: RpcContext): AsyncGenerator<SanityCheckResponse> {

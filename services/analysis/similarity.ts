@@ -235,8 +235,12 @@ export async function* similarity(opts: SimilarityOptions): AsyncGenerator<Simil
   for (const classIndex of r.classes) {
     throwIfAborted(signal);
     const average = r.images.get(classIndex)!;
+    // Method 2 compares with φ_i, the guided-backprop image of class i's logit at I_i (SPEC §3),
+    // whatever method draws the neurons.
     const reference =
-      opts.method === 1 ? average : await attributeWith(engine, model, average, { kind: 'logit', classes: [classIndex] }, r.attribution, signal);
+      opts.method === 1
+        ? average
+        : await attributeWith(engine, model, average, { kind: 'logit', classes: [classIndex] }, { ...r.attribution, method: 'guided' }, signal);
     const compare = comparator(r.metric, reference, shape);
     const row: LayerStats[] = [];
     let acc: LayerAccumulator | undefined;

@@ -84,10 +84,17 @@ function jpegHeader(b: Uint8Array, shown: string): ImageHeader {
   throw invalidArgument(`${shown}: JPEG without a frame header (truncated or not a JPEG)`);
 }
 
+/** Largest image decoded (pixels): 64 megapixels, far above any CNN input. */
+export const MAX_DECODED_PIXELS = 64 * 1024 * 1024;
+
 /** Decodes a PNG or JPEG. */
 export function decodePixels(bytes: Uint8Array, shown = 'image'): DecodedImage {
   const header = imageHeader(bytes, shown);
   const { width, height, channels } = header;
+  // The header is read before any pixel: a few bytes must not make the decoder allocate gigabytes.
+  if (width * height > MAX_DECODED_PIXELS) {
+    throw invalidArgument(`${shown}: ${width}×${height} pixels is larger than the ${MAX_DECODED_PIXELS} pixels an image may have`);
+  }
   let rgb: Uint8Array;
   let stride: number;
   try {

@@ -49,6 +49,14 @@ describe('images/png: encode, attribution, decode, grid', () => {
     assert.throws(() => decodeImage(bytes.subarray(0, 200)), { kind: 'invalid-argument' });
   });
 
+  it('refuses an image whose header claims more pixels than the cap, before decoding it', () => {
+    const png = Buffer.from(encodePng(new Uint8Array(4), 2, 2, 1));
+    // IHDR width and height (big-endian) follow the 8-byte signature, the chunk length and its type.
+    png.writeUInt32BE(20000, 16);
+    png.writeUInt32BE(20000, 20);
+    assert.throws(() => decodeImage(png), (err: Error & { kind?: string }) => err.kind === 'invalid-argument' && /20000×20000 pixels is larger/.test(err.message));
+  });
+
   it('tiles a gallery grid with gaps', () => {
     const a = { pixels: new Uint8Array(2 * 3).fill(10), height: 2, width: 3, channels: 1 };
     const b = { pixels: new Uint8Array(2 * 3 * 3).fill(200), height: 2, width: 3, channels: 3 };
