@@ -133,6 +133,27 @@ describe('sharding: ShardedClient over three loopback servers', function () {
     });
   });
 
+  it('one target naming several addresses (as a headless Service\'s DNS name resolves) is balanced round_robin over them', async () => {
+    const started = async (ts: TestServer): Promise<number> => {
+      const text = await (await fetch(ts.metricsUrl)).text();
+      const m = /^grpc_server_started_total\{[^}]*grpc_method="Similarity"[^}]*\} (\d+)$/m.exec(text);
+      return m ? Number(m[1]) : 0;
+    };
+    const before = await Promise.all(servers.slice(0, 2).map(started));
+    const sc = new ShardedClient([`ipv4:${servers[0]!.address},${servers[1]!.address}`], { replicas: 2 });
+    try {
+      assert.equal(sc.clients.length, 1, 'one channel');
+      const got = await collect(sc.similarity(similarityReq));
+      assertSameSimilarity(got, singleSimilarity);
+    } finally {
+      sc.close();
+    }
+    const after = await Promise.all(servers.slice(0, 2).map(started));
+    const calls = after.map((n, i) => n - before[i]!);
+    assert.equal(calls[0]! + calls[1]!, 3 * 3, `one call per shard: ${calls.join(' + ')}`);
+    assert.ok(calls.every((n) => n > 0), `both addresses served shards: ${calls.join(', ')}`);
+  });
+
   it('retries shards a server refuses (heavy-stream limit 1) on the others, and counts the retries', async () => {
     const limited = await startTestServer({ models: [BUNDLED_MODEL], config: { maxHeavyStreams: 1 } });
     const events: RetryEvent[] = [];
