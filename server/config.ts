@@ -245,7 +245,7 @@ const OPTIONS: Option[] = [
     flag: '--max-heavy-streams',
     env: 'INTROSPECT_MAX_HEAVY_STREAMS',
     arg: 'N',
-    help: 'concurrent Evaluate/analysis streams before RESOURCE_EXHAUSTED (default 2 x workers)',
+    help: 'concurrent heavy calls (Evaluate, analysis streams, ConfidenceMatrix, UploadModel) before RESOURCE_EXHAUSTED (default 2 x workers)',
     apply: (c, v, s) => (c.maxHeavyStreams = parseInteger(v, s, 1, 100_000)),
   },
   {

@@ -18,6 +18,10 @@ export const HEAVY_METHODS: ReadonlySet<string> = new Set([
   '/introspect.v1.AnalysisService/SanityCheck',
   '/introspect.v1.AnalysisService/Prune',
   '/introspect.v1.AnalysisService/LayerProbes',
+  // Unary, but it computes class averages over a whole split when given a data set.
+  '/introspect.v1.AnalysisService/ConfidenceMatrix',
+  // Client stream that buffers up to --max-upload-bytes.
+  '/introspect.v1.ModelService/UploadModel',
 ]);
 
 export class HeavyStreamLimiter {

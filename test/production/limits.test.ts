@@ -38,10 +38,13 @@ describe('production: heavy-stream limit', function () {
     return it;
   }
 
-  it('names eight methods of the API, all server streams', () => {
+  it('names the ten heavy methods of the API: eight server streams, ConfidenceMatrix and UploadModel', () => {
     const api = new Map(apiMethods().map((m) => [m.path, m]));
-    assert.equal(HEAVY_METHODS.size, 8);
-    for (const p of HEAVY_METHODS) assert.ok(api.get(p)?.responseStream, `${p} is a server stream of the API`);
+    assert.equal(HEAVY_METHODS.size, 10);
+    for (const p of HEAVY_METHODS) assert.ok(api.has(p), `${p} is a method of the API`);
+    const streams = [...HEAVY_METHODS].filter((p) => api.get(p)?.responseStream);
+    assert.equal(streams.length, 8);
+    assert.ok(api.get('/introspect.v1.ModelService/UploadModel')?.requestStream);
   });
 
   it('refuses a heavy stream beyond the limit, frees the slot on cancel, leaves light calls alone', async () => {
