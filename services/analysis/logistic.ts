@@ -80,7 +80,18 @@ function dot(a: Float64Array, b: Float64Array): number {
 }
 
 /** Fits on x [n, d] with labels y in 0..classes−1. */
-export function fitLogistic(x: ArrayLike<number>, y: ArrayLike<number>, n: number, d: number, classes: number, opts: LogisticOptions = {}): LogisticModel {
+/**
+ * Async so that a long fit lets the event loop turn (health checks, other streams, cancellation)
+ * between L-BFGS iterations.
+ */
+export async function fitLogistic(
+  x: ArrayLike<number>,
+  y: ArrayLike<number>,
+  n: number,
+  d: number,
+  classes: number,
+  opts: LogisticOptions = {},
+): Promise<LogisticModel> {
   if (n < 1 || d < 1 || x.length !== n * d || y.length !== n) throw invalidArgument(`logistic regression: x must be [${n}, ${d}] with ${n} labels`);
   if (!Number.isInteger(classes) || classes < 2) throw invalidArgument(`logistic regression needs at least 2 classes, got ${classes}`);
   for (let i = 0; i < n; i++) if (!(Number.isInteger(y[i]) && y[i] >= 0 && y[i] < classes)) throw invalidArgument(`label ${y[i]} of sample ${i} is outside 0..${classes - 1}`);
@@ -106,6 +117,7 @@ export function fitLogistic(x: ArrayLike<number>, y: ArrayLike<number>, n: numbe
   const rho: number[] = [];
   let iter = 0;
   for (; iter < maxIter; iter++) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
     throwIfAborted(opts.signal);
     if (grad.reduce((m, g) => Math.max(m, Math.abs(g)), 0) < tol) break;
     // two-loop recursion: direction = −H·grad

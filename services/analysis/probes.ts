@@ -116,7 +116,7 @@ export async function* layerProbes(opts: ProbesOptions): AsyncGenerator<ProbesEv
   for (const layer of layers) {
     throwIfAborted(signal);
     const d = model.convLayers[layer].channels;
-    const head = fitLogistic(train.byLayer.get(layer)!, train.labels, train.n, d, classes, { l2, iterations: epochs, signal });
+    const head = await fitLogistic(train.byLayer.get(layer)!, train.labels, train.n, d, classes, { l2, iterations: epochs, signal });
     const trainAcc = accuracyOf(predictClass(head, train.byLayer.get(layer)!, train.n), train.labels, classes);
     const testAcc = accuracyOf(predictClass(head, test.byLayer.get(layer)!, test.n), test.labels, classes);
     done++;

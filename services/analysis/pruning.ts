@@ -241,11 +241,18 @@ export async function* prune(opts: PruneOptions): AsyncGenerator<PruneEvent> {
       }
     }
     const running = evaluateLayer(engine, model, layer, configs, set, signal);
-    let step = await running.next();
-    while (!step.done) {
-      done += step.value;
-      yield { kind: 'progress', done, total };
+    let step: IteratorResult<number, Accuracy[][]>;
+    try {
       step = await running.next();
+      while (!step.done) {
+        done += step.value;
+        yield { kind: 'progress', done, total };
+        step = await running.next();
+      }
+    } finally {
+      // A consumer that stops at a yield (client cancel, deadline) must still let evaluateLayer
+      // release the split prefix/suffix models it holds.
+      await running.return([]);
     }
     const accuracies = step.value;
     for (const [i, c] of configs.entries()) {

@@ -10,7 +10,7 @@ import { seededRandom } from '../../services/analysis/pruning-criteria';
 describe('logistic regression (L-BFGS softmax head)', function () {
   this.timeout(60_000);
 
-  it('separates four Gaussian blobs in 5-D almost perfectly', () => {
+  it('separates four Gaussian blobs in 5-D almost perfectly', async () => {
     const rand = seededRandom(7);
     const gauss = (): number => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
     const centres = [
@@ -30,7 +30,7 @@ describe('logistic regression (L-BFGS softmax head)', function () {
     };
     const train = make(400);
     const test = make(200);
-    const m = fitLogistic(train.x, train.y, 400, 5, 4, { l2: 1e-4, iterations: 100 });
+    const m = await fitLogistic(train.x, train.y, 400, 5, 4, { l2: 1e-4, iterations: 100 });
     const acc = (d: { x: Float32Array; y: Int32Array }, n: number): number => predictClass(m, d.x, n).reduce((s, p, i) => s + (p === d.y[i] ? 1 : 0), 0) / n;
     assert.ok(acc(train, 400) >= 0.99, `train accuracy ${acc(train, 400)}`);
     assert.ok(acc(test, 200) >= 0.99, `test accuracy ${acc(test, 200)}`);
@@ -41,12 +41,12 @@ describe('logistic regression (L-BFGS softmax head)', function () {
     }
   });
 
-  it('matches a brute-force minimum on a tiny two-class problem', () => {
+  it('matches a brute-force minimum on a tiny two-class problem', async () => {
     const x = [0, 1, 2, 3, 4, 5];
     const y = [0, 0, 1, 0, 1, 1];
     const n = x.length;
     const l2 = 0.05;
-    const m = fitLogistic(Float64Array.from(x), Int32Array.from(y), n, 1, 2, { l2, iterations: 500, tolerance: 1e-10 });
+    const m = await fitLogistic(Float64Array.from(x), Int32Array.from(y), n, 1, 2, { l2, iterations: 500, tolerance: 1e-10 });
     // the same problem by hand on standardised x: p(1) = σ(d·s + e), loss = mean CE + (l2/4)·d²
     const mean = x.reduce((a, b) => a + b, 0) / n;
     const sd = Math.sqrt(x.reduce((a, b) => a + (b - mean) ** 2, 0) / n);

@@ -70,7 +70,7 @@ describe('rpc: Prune and LayerProbes (bundled MNIST CNN)', function () {
     for (const r of results) {
       assert.equal(r.model, modelAccuracy);
       const d = r.features;
-      const head = fitLogistic(await pooled(bytes, r.layer, train.images, trainN), Int32Array.from(train.labels), trainN, d, 10, { l2: 1e-3, iterations: epochs });
+      const head = await fitLogistic(await pooled(bytes, r.layer, train.images, trainN), Int32Array.from(train.labels), trainN, d, 10, { l2: 1e-3, iterations: epochs });
       const predicted = predictClass(head, await pooled(bytes, r.layer, test.images, testN), testN);
       const ref = predicted.reduce((s, p, i) => s + (p === test.labels[i] ? 1 : 0), 0) / testN;
       assert.ok(Math.abs(r.testAccuracy - ref) <= 2 / testN, `layer ${r.layer}: probe test accuracy ${r.testAccuracy} vs ${ref}`);
