@@ -5,6 +5,7 @@
  */
 import type { EngineModel } from '../engines/engine';
 import { IntrospectError, invalidArgument } from '../errors';
+import { seededRandom } from '../random';
 
 export type PruneCriterionName = 'similarity_top' | 'similarity_bottom' | 'random' | 'l1' | 'apoz';
 
@@ -45,17 +46,6 @@ export function filterL1Norms(model: EngineModel, layer: number): Float64Array {
   return norms;
 }
 
-/** mulberry32: a small seeded PRNG returning floats in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A random order of a layer's channels for one seed (Fisher–Yates). The same (seed, layer) always

@@ -7,6 +7,7 @@ import type { IrGraph } from '../../services/graph/ir';
 import { convLayers } from '../../services/graph/layers';
 import { importOnnx } from '../../services/graph/onnx-import';
 import { sharedPath } from '../support/shared';
+import { seededRandom as uniform } from '../../services/random';
 
 export function engineModel(graph: IrGraph, id: string): EngineModel {
   const classes = (graph.shapes.get(graph.output) ?? [0]).reduce((a, b) => a * b, 1);
@@ -97,15 +98,8 @@ export function rowRelativeError(a: Float32Array, b: Float32Array, per: number):
 
 /** Deterministic uniform numbers in [lo, hi) (mulberry32). */
 export function seededRandom(seed: number): (lo?: number, hi?: number) => number {
-  let s = seed >>> 0;
-  return (lo = 0, hi = 1) => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    return lo + (hi - lo) * u;
-  };
+  const u = uniform(seed);
+  return (lo = 0, hi = 1) => lo + (hi - lo) * u();
 }
 
 /** Rows [i*per, (i+1)*per) of a batch. */

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { createLogger } from '../../server/log';
 import { startTestServer, type TestServer, type TestServerOptions } from '../support/server';
+import { seededRandom } from '../../services/random';
 
 export interface LoggedServer {
   ts: TestServer;
@@ -131,16 +132,7 @@ export function rawClient(address: string): Client {
 }
 
 /** A seeded PRNG (mulberry32), so a failing fuzz case can be replayed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = seededRandom;
 
 export function randomBytes(next: () => number, n: number): Buffer {
   const b = Buffer.alloc(n);

@@ -5,7 +5,7 @@
  */
 import * as assert from 'node:assert/strict';
 import { fitLogistic, predictClass, predictProba } from '../../services/analysis/logistic';
-import { seededRandom } from '../../services/analysis/pruning-criteria';
+import { seededRandom } from '../../services/random';
 
 describe('logistic regression (L-BFGS softmax head)', function () {
   this.timeout(60_000);
