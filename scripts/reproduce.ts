@@ -15,7 +15,9 @@
  * (DIR defaults to <repo>/docs).
  *
  * Flags: --quick (tiny limits, for the test), --out DIR, --prune-limit N (test images for the pruning
- * sweep), --probe-train N, --probe-test N, --sanity-depth N, --sanity-classes a,b,c.
+ * sweep), --probe-train N, --probe-test N, --sanity-depth N, --sanity-classes a,b,c, --sanity-method 1|2;
+ * --render RAW re-renders the doc from the raw dump a run leaves in the temporary folder, and
+ * --sanity-only RAW re-runs just the sanity check (with this command's sanity flags) into such a dump.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -77,6 +79,8 @@ export interface Options {
   probeEpochs: number;
   sanityDepth: number;
   sanityClasses: number[];
+  /** Similarity method of the sanity check: 2 sees re-initialised dense layers through φ_i, 1 only layers ≤ j. */
+  sanityMethod: 1 | 2;
   /** Quick runs: serve only the first N train / test images (a temporary copy of the batch files). */
   subset?: { train: number; test: number };
 }
@@ -99,8 +103,14 @@ function listFlag(argv: string[], name: string): number[] | undefined {
   });
 }
 
+function sanityMethodFlag(argv: string[]): 1 | 2 | undefined {
+  const m = intFlag(argv, '--sanity-method');
+  if (m !== undefined && m !== 1 && m !== 2) throw new Error(`--sanity-method: ${m} is not 1 or 2`);
+  return m;
+}
+
 export function parseOptions(argv: string[]): Options {
-  const known = new Set(['--quick', '--out', '--prune-limit', '--probe-train', '--probe-test', '--sanity-depth', '--sanity-classes']);
+  const known = new Set(['--quick', '--out', '--prune-limit', '--probe-train', '--probe-test', '--sanity-depth', '--sanity-classes', '--sanity-method']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (!known.has(a)) throw new Error(`unknown argument '${a}' (flags: ${[...known].join(' ')})`);
@@ -125,6 +135,7 @@ export function parseOptions(argv: string[]): Options {
         probeEpochs: 5,
         sanityDepth: 1,
         sanityClasses: [0],
+        sanityMethod: 2,
         subset: { train: 300, test: 100 },
       }
     : {
@@ -138,8 +149,9 @@ export function parseOptions(argv: string[]): Options {
         probeTrain: 10000,
         probeTest: 10000,
         probeEpochs: 30,
-        sanityDepth: 3,
+        sanityDepth: 4,
         sanityClasses: [0, 3, 8],
+        sanityMethod: 2,
       };
   return {
     ...base,
@@ -148,6 +160,7 @@ export function parseOptions(argv: string[]): Options {
     probeTest: intFlag(argv, '--probe-test') ?? base.probeTest,
     sanityDepth: intFlag(argv, '--sanity-depth') ?? base.sanityDepth,
     sanityClasses: listFlag(argv, '--sanity-classes') ?? base.sanityClasses,
+    sanityMethod: sanityMethodFlag(argv) ?? base.sanityMethod,
   };
 }
 
@@ -349,7 +362,31 @@ async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-export async function runReproduction(o: Options, say: (s: string) => void): Promise<Results> {
+/** The sanity check's depths 0..sanityDepth (cascading re-initialisation from the output down). */
+function runSanity(client: IntrospectClient, o: Options, layers: number[]): Promise<SanityCheckResponse[]> {
+  return collect(
+    client.sanityCheck({
+      similarity: {
+        model: 'vgg11',
+        dataset: 'cifar10',
+        average: { kind: AverageKind.AVERAGE_KIND_MEAN },
+        method: o.sanityMethod === 1 ? SimilarityMethod.SIMILARITY_METHOD_VS_AVERAGE : SimilarityMethod.SIMILARITY_METHOD_VS_CLASS_GBP,
+        layers,
+        classes: o.sanityClasses,
+      },
+      seed: 1,
+      maxDepth: o.sanityDepth,
+    }),
+  ).then((msgs) => msgs.filter((m) => m.curves !== undefined));
+}
+
+/** Re-runs only the sanity check with `o`'s sanity settings and puts it into an earlier run's results. */
+export async function rerunSanity(r: Results, o: Options, say: (s: string) => void): Promise<Results> {
+  const partial = await runReproduction({ ...r.options, sanityDepth: o.sanityDepth, sanityClasses: o.sanityClasses, sanityMethod: o.sanityMethod }, say, 'sanity');
+  return { ...r, options: partial.options, sanity: partial.sanity, seconds: { ...r.seconds, 'sanity check': partial.seconds['sanity check']! } };
+}
+
+export async function runReproduction(o: Options, say: (s: string) => void, only?: 'sanity'): Promise<Results> {
   const shared = sharedRoot();
   const tempRoot = o.subset ? await subsetDataRoot(shared, o.subset) : undefined;
   const log = createLogger({ level: 'warn' });
@@ -386,6 +423,11 @@ export async function runReproduction(o: Options, say: (s: string) => void): Pro
     const dataset = 'cifar10';
     const allLayers = info.convLayers.map((l) => l.index);
     const layers = o.layers ?? allLayers;
+
+    if (only === 'sanity') {
+      const sanity = await timed('sanity check', () => runSanity(client, o, layers));
+      return { options: o, machine: machineDescription(), startedAt, seconds, model: { name: MODEL_FILE, parameters: info.parameters, convChannels: [], classNames: [] }, kinds: [], similarity: [], prune: { baseline: 0, results: [] }, probes: { modelAccuracy: 0, results: [] }, sanity };
+    }
 
     // 1. Class averages and confidence matrices.
     const specs: Array<[string, Partial<AverageSpec>]> = [
@@ -462,15 +504,7 @@ export async function runReproduction(o: Options, say: (s: string) => void): Pro
     });
 
     // 5. Sanity check.
-    const sanity = await timed('sanity check', () =>
-      collect(
-        client.sanityCheck({
-          similarity: { model, dataset, average: { kind: AverageKind.AVERAGE_KIND_MEAN }, method: SimilarityMethod.SIMILARITY_METHOD_VS_AVERAGE, layers, classes: o.sanityClasses },
-          seed: 1,
-          maxDepth: o.sanityDepth,
-        }),
-      ).then((msgs) => msgs.filter((m) => m.curves !== undefined)),
-    );
+    const sanity = await timed('sanity check', () => runSanity(client, o, layers));
 
     return {
       options: o,
@@ -494,6 +528,25 @@ export async function runReproduction(o: Options, say: (s: string) => void): Pro
 // The document -----------------------------------------------------------------------------------
 const f3 = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(3));
 const mean = (xs: number[]): number => xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);
+
+/** Per layer: the mean over classes of the std over the layer's neurons (the thesis' fig. 4-19 curves, averaged). */
+function withinLayerStd(c: SimilarityCurves): number[] {
+  return c.layerIndices.map((_l, j) => mean(Array.from({ length: c.classes }, (_x, i) => c.std[i * c.layers + j] ?? NaN)));
+}
+
+/** The command line that reproduces a run with these options. */
+export function commandLine(o: Options): string {
+  if (o.quick) return 'npm run reproduce -- --quick';
+  const d = parseOptions([]);
+  const flags: string[] = [];
+  if (o.pruneLimit !== d.pruneLimit) flags.push(`--prune-limit ${o.pruneLimit}`);
+  if (o.probeTrain !== d.probeTrain) flags.push(`--probe-train ${o.probeTrain}`);
+  if (o.probeTest !== d.probeTest) flags.push(`--probe-test ${o.probeTest}`);
+  if (o.sanityDepth !== d.sanityDepth) flags.push(`--sanity-depth ${o.sanityDepth}`);
+  if (o.sanityClasses.join(',') !== d.sanityClasses.join(',')) flags.push(`--sanity-classes ${o.sanityClasses.join(',')}`);
+  if ((o.sanityMethod ?? 1) !== d.sanityMethod) flags.push(`--sanity-method ${o.sanityMethod ?? 1}`);
+  return `npm run reproduce${flags.length > 0 ? ` -- ${flags.join(' ')}` : ''}`;
+}
 
 function table(head: string[], rows: string[][]): string {
   return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
@@ -554,12 +607,24 @@ export function findings(r: Results): string[] {
     );
   }
 
+  if (r.similarity.length === 2) {
+    const [a, b] = r.similarity.map((s) => s.curves.meanOverClasses);
+    const higher = a!.filter((v, i) => b![i]! > v).length;
+    out.push(
+      `**Method 2 vs method 1.** Method 2 (vs the class's own GBP image) is higher than method 1 (vs the average image) in ${higher} of ${a!.length} layers ` +
+        `(mean over layers ${f3(mean(b!))} vs ${f3(mean(a!))}); the thesis expected method 2 to give higher values overall (3.3.2).`,
+    );
+  }
+
   const depth0 = r.sanity.find((d) => d.depth === 0)?.curves?.meanOverClasses;
   const deepest = r.sanity.at(-1);
   if (depth0 && deepest?.curves && deepest.depth > 0) {
     const kept = deepest.curves.meanOverClasses.map((v, i) => v / (depth0[i] || NaN));
+    const sm = r.options.sanityMethod ?? 1;
     out.push(
-      `**Sanity check.** With the last ${deepest.depth} layer(s) re-initialised (${deepest.reinitialised.join(', ')}), the method-1 curve keeps ${kept
+      `**Sanity check.** The cascade re-initialises from the output down, and a layer-j neuron's GBP image depends only on layers 0..j, so ` +
+        `${sm === 1 ? 'method 1 values change only in layers that were themselves re-initialised' : "method 2 sees every re-initialised layer through the class image φ_i"}. ` +
+        `With the last ${deepest.depth} weight layer(s) re-initialised (${deepest.reinitialised.join(', ')}), the method-${sm} curve keeps ${kept
         .map((v) => (Number.isFinite(v) ? `${(v * 100).toFixed(0)}%` : '–'))
         .join(', ')} of the trained model's value per layer (mean ${(mean(kept.filter(Number.isFinite)) * 100).toFixed(0)}%): ` +
         `${mean(kept.filter(Number.isFinite)) > 0.7 ? 'most of the similarity survives re-initialisation, so much of it reflects the image and the architecture rather than learned weights (as Adebayo et al. found for GBP)' : 'a large part of the similarity is lost, so it depends on the learned weights'}.`,
@@ -589,7 +654,7 @@ export function renderDoc(r: Results, figs: { grid: string; heat: string; curves
   lines.push('# Reproducing the thesis on VGG11 / CIFAR-10');
   lines.push('');
   lines.push(
-    `Generated by \`npm run reproduce${o.quick ? ' -- --quick' : ''}\` (scripts/reproduce.ts) on ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC. ` +
+    `Generated by \`${commandLine(o)}\` (scripts/reproduce.ts) on ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC. ` +
       `Everything below was computed by the service over gRPC (server started in the process, generated client), on \`${r.model.name}\` ` +
       `(${r.model.parameters.toLocaleString('en-US')} parameters, conv channels ${r.model.convChannels.join('/')}) and the CIFAR-10 files in the shared folder ` +
       `(JPEG-mirror images: see shared/datasets/README.md).`,
@@ -605,10 +670,21 @@ export function renderDoc(r: Results, figs: { grid: string; heat: string; curves
       `40% of one conv layer zeroed (weights and bias), no fine-tuning; first ${Math.min(o.pruneLimit, o.subset?.test ?? Infinity).toLocaleString('en-US')} test images; criteria: similarity top/bottom (method 1, mean over classes), random (${o.randomSeeds} seeds, mean ± std), L1, APoZ (${o.apozImages} train images)`,
     ],
     ['layer probes', `GAP features of each conv layer, logistic head, ${o.probeEpochs} epochs; ${o.probeTrain.toLocaleString('en-US')} train / ${o.probeTest.toLocaleString('en-US')} test images`],
-    ['sanity check', `method 1, classes ${o.sanityClasses.join(', ')}, cascading re-initialisation from the last layer, depths 0–${o.sanityDepth}, seed 1`],
+    ['sanity check', `method ${o.sanityMethod ?? 1}, classes ${o.sanityClasses.join(', ')}, cascading re-initialisation from the last layer, depths 0–${o.sanityDepth}, seed 1`],
   ];
   lines.push(table(['part', 'parameters', 'time (s)'], params.map(([p, q]) => [p!, q!, timeOf(r, p!)])));
-  lines.push('', `Command: \`npm run reproduce${o.quick ? ' -- --quick' : ''}\`${o.quick ? '' : ' (flags used: see the parameters above; results.json holds every number)'}.`);
+  lines.push('', `Command: \`${commandLine(o)}\` (every number is also in [reproduction/results.json](reproduction/results.json)).`);
+
+  lines.push('', '### Differences from the thesis\' setting', '');
+  lines.push(
+    [
+      '- The model is not the thesis\' checkpoint: `vgg11_cifar10.onnx` was trained for this project with the thesis\' optimiser settings but 12 epochs instead of 30 (its sidecar: test accuracy 0.726 on these images; thesis 0.739).',
+      '- The CIFAR-10 images come from a JPEG (quality 75) mirror, and only `data_batch_1` (10,000 of the 50,000 training images) is at hand, so the class averages use those 10,000 images.',
+      `- The thesis leaves K of the top/bottom-k averages open; we use K = ${o.k}.`,
+      `- Table 5-1 is evaluated on the first ${Math.min(o.pruneLimit, o.subset?.test ?? Infinity).toLocaleString('en-US')} of the 10,000 test images${o.pruneLimit < 10000 ? ' (to fit the time available on 2 cores); the thesis used the whole test set' : ''}. The baselines (random, L1, APoZ) are not in the thesis.`,
+      '- The thesis\' layer truncation retrains a shortened network; here a linear probe on frozen features asks the same question cheaply, so the numbers are not comparable one to one.',
+    ].join('\n'),
+  );
 
   // Averages and confidence.
   lines.push('', '## Class averages and confidence (thesis 3.2, fig. 3-12/3-13)', '');
@@ -639,6 +715,7 @@ export function renderDoc(r: Results, figs: { grid: string; heat: string; curves
       r.similarity.flatMap((s) => [
         [`${s.method}: mean over classes`, ...s.curves.meanOverClasses.map((v) => f3(v))],
         [`${s.method}: std of class means`, ...s.curves.stdOverClasses.map((v) => f3(v))],
+        [`${s.method}: within-layer std (mean over classes)`, ...withinLayerStd(s.curves).map((v) => f3(v))],
       ]),
     ),
   );
@@ -743,7 +820,7 @@ export async function writeOutputs(r: Results): Promise<string> {
       width: d.depth === 0 ? 2.5 : 1.5,
       dash: d.depth > 0,
     }));
-    await fs.promises.writeFile(path.join(dir, sanity), curvesSvg('Sanity check: method 1 mean over classes', r.sanity[0]?.curves?.layerIndices ?? [], curvesS));
+    await fs.promises.writeFile(path.join(dir, sanity), curvesSvg(`Sanity check: method ${r.options.sanityMethod ?? 1}, mean over classes`, r.sanity[0]?.curves?.layerIndices ?? [], curvesS));
   }
   await fs.promises.writeFile(path.join(dir, 'results.json'), JSON.stringify(toJson(r), null, 1) + '\n');
   const doc = path.join(r.options.out, 'REPRODUCTION.md');
@@ -764,22 +841,39 @@ function toJson(r: Results): unknown {
   };
 }
 
+/** Reads a raw dump written by an earlier run (Buffers revived). */
+async function readRaw(file: string): Promise<Results> {
+  return JSON.parse(await fs.promises.readFile(file, 'utf8'), (_k, v: unknown) =>
+    v && typeof v === 'object' && (v as { type?: unknown }).type === 'Buffer' ? Buffer.from((v as { data: number[] }).data) : v,
+  ) as Results;
+}
+
+/** `argv` without the flag `name` and its value; the value (undefined when the flag is absent). */
+function takeFlag(argv: string[], name: string): [string | undefined, string[]] {
+  const i = argv.indexOf(name);
+  return i < 0 ? [undefined, argv] : [argv[i + 1] ?? '', argv.filter((_a, j) => j !== i && j !== i + 1)];
+}
+
 async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
   const started = Date.now();
   const say = (s: string): void => void process.stdout.write(`reproduce: ${s}\n`);
-  const ri = argv.indexOf('--render');
+  // --render RAW: re-render the doc from an earlier run's raw dump (no recomputation);
+  // --sanity-only RAW: re-run only the sanity check (with this command's sanity flags) into it.
+  const [render, rest1] = takeFlag(process.argv.slice(2), '--render');
+  const [sanityOnly, argv] = takeFlag(rest1, '--sanity-only');
+  const o = parseOptions(argv);
   let r: Results;
-  if (ri >= 0) {
-    // Re-render the doc from a raw dump of an earlier run (no recomputation).
-    r = JSON.parse(await fs.promises.readFile(argv[ri + 1] ?? '', 'utf8'), (_k, v: unknown) =>
-      v && typeof v === 'object' && (v as { type?: unknown }).type === 'Buffer' ? Buffer.from((v as { data: number[] }).data) : v,
-    ) as Results;
-    const rest = argv.filter((_a, i) => i !== ri && i !== ri + 1);
-    if (rest.includes('--out')) r.options.out = parseOptions(rest).out;
+  if (render !== undefined) {
+    r = await readRaw(render);
+    if (argv.includes('--out')) r.options.out = o.out;
   } else {
-    const o = parseOptions(argv);
-    r = await runReproduction(o, say);
+    if (sanityOnly !== undefined) {
+      const earlier = await readRaw(sanityOnly);
+      if (argv.includes('--out')) earlier.options.out = o.out;
+      r = await rerunSanity(earlier, o, say);
+    } else {
+      r = await runReproduction(o, say);
+    }
     const raw = path.join(os.tmpdir(), `reproduce-raw-${process.pid}.json`);
     await fs.promises.writeFile(raw, JSON.stringify(r));
     say(`raw results in ${raw} (re-render with --render ${raw})`);
