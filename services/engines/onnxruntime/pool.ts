@@ -173,7 +173,7 @@ export class WorkerPool {
     const err = new IntrospectError('cancelled', 'the onnxruntime engine was closed');
     for (const p of this.queue.splice(0)) p.reject(err);
     for (const s of this.slots) s.busy?.reject(err);
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    await Promise.all(this.slots.map((s) => closeWorker(s.worker)));
   }
 
   // -------------------------------------------------------------------------------------------------------
@@ -278,4 +278,27 @@ function abortError(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
   if (reason instanceof IntrospectError) return reason;
   return cancelled(reason instanceof Error ? reason.message : 'the request was cancelled');
+}
+
+/** How long a worker may take to finish its current run and release its sessions before it is terminated. */
+const CLOSE_GRACE_MS = 10_000;
+
+/**
+ * Asks a worker to finish what it is running, release its sessions and end; terminates it only if it
+ * has not ended within the grace period. (Terminating a worker while onnxruntime is inside a native
+ * call can abort the whole process.)
+ */
+async function closeWorker(worker: Worker): Promise<void> {
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  try {
+    const msg: ToWorker = { type: 'close' };
+    worker.postMessage(msg);
+  } catch {
+    return; // already gone
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), CLOSE_GRACE_MS)));
+  const outcome = await Promise.race([exited.then(() => 'exited' as const), late]);
+  clearTimeout(timer);
+  if (outcome === 'late') await worker.terminate();
 }

@@ -26,7 +26,9 @@ export type ToWorker =
       feeds: Record<string, TensorMessage>;
       fetches: string[];
     }
-  | { type: 'release'; keys: string[] };
+  | { type: 'release'; keys: string[] }
+  /** Finish the queue, release every session and let the thread end (see WorkerPool.close). */
+  | { type: 'close' };
 
 export type FromWorker =
   | { type: 'ready'; provider: OrtDevice; note: string }

@@ -100,6 +100,13 @@ async function main(): Promise<void> {
         for (const k of msg.keys) await drop(k);
         return;
       }
+      if (msg.type === 'close') {
+        // Ending the thread with no native call in flight and no session alive: terminating a worker
+        // while onnxruntime is inside a call can abort the whole process (Napi::Error at teardown).
+        for (const k of [...sessions.keys()]) await drop(k);
+        port.close();
+        return;
+      }
       const reply = await run(msg);
       const transfer = reply.type === 'result' ? Object.values(reply.outputs).map((t) => t.data.buffer as ArrayBuffer) : [];
       port.postMessage(reply, transfer);
