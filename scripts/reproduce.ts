@@ -616,6 +616,19 @@ export function findings(r: Results): string[] {
     );
   }
 
+  const s1 = r.similarity[0]?.curves;
+  if (s1) {
+    const dead = s1.layerIndices.map((_l, j) => mean(Array.from({ length: s1.classes }, (_x, i) => s1.deadCount[i * s1.layers + j] ?? 0)));
+    const unchanged = (key: 'l1' | 'apoz'): number[] => rows.filter((x) => Math.abs(x[key] - r.prune.baseline) < 1e-9).map((x) => x.l);
+    out.push(
+      `**Silent filters.** Neurons whose GBP image at the class average is exactly zero (\"dead\"), mean over classes, per layer: ` +
+        `${s1.layerIndices.map((l, j) => `${l}: ${dead[j]!.toFixed(0)}/${r.model.convChannels[l] ?? '?'}`).join(', ')}. ` +
+        `L1 left the accuracy exactly at the baseline in layers ${unchanged('l1').join(', ') || 'none'} and APoZ in layers ${unchanged('apoz').join(', ') || 'none'}: ` +
+        `zeroing 40% of those layers' filters changed nothing measurable, so they hold at least 40% filters that are near-silent (small weights, or zero after the ReLU) even where their GBP image is not exactly zero. ` +
+        `Removing "unimportant" neurons without loss therefore needs no similarity value: L1 or APoZ find them, and a criterion is better only if it beats these.`,
+    );
+  }
+
   const depth0 = r.sanity.find((d) => d.depth === 0)?.curves?.meanOverClasses;
   const deepest = r.sanity.at(-1);
   if (depth0 && deepest?.curves && deepest.depth > 0) {
