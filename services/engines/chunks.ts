@@ -34,11 +34,12 @@ export function attributionRowBytes(g: IrGraph, targetValue: string): number {
 
 /**
  * Splits `total` rows into contiguous chunks of at most `budgetBytes / parallel` bytes each (at least one row),
- * and into at least `parallel` chunks when there are that many rows, so that every worker gets work.
+ * and into at least `parallel` chunks when there are that many rows, so that every worker gets work; at most
+ * `maxRows` rows a chunk.
  */
-export function planChunks(total: number, rowBytes: number, budgetBytes: number, parallel: number): Chunk[] {
+export function planChunks(total: number, rowBytes: number, budgetBytes: number, parallel: number, maxRows = Infinity): Chunk[] {
   if (total <= 0) return [];
-  const perChunk = Math.max(1, Math.floor(budgetBytes / Math.max(1, parallel) / Math.max(1, rowBytes)));
+  const perChunk = Math.max(1, Math.min(maxRows, Math.floor(budgetBytes / Math.max(1, parallel) / Math.max(1, rowBytes))));
   const count = Math.max(Math.ceil(total / perChunk), Math.min(Math.max(1, parallel), total));
   const base = Math.floor(total / count);
   const extra = total % count;

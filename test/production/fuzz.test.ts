@@ -114,13 +114,13 @@ function seeds(m: MethodInfo): unknown[] {
   const byMethod: Record<string, unknown[]> = {
     Evaluate: [{ model: 'cnn', dataset: 'mnist', limit: 16 }],
     NeuronImages: [{ model: 'cnn', input: sample, layers: [{ layer: 0, channels: [1, 2] }], classes: [3] }, { model: 'cnn', input: tensor, layers: [{ layer: 1, start: 2, end: 4 }] }],
-    ClassAverages: [{ model: 'cnn', dataset: 'mnist', classes: [1], average: { limit: 8 } }],
+    ClassAverages: [{ model: 'cnn', dataset: 'mnist', classes: [1], average: { kind: 2, k: 4, split: 2 } }],
     Predict: [{ model: 'cnn', images: { shape: [28, 28, 1], dtype: 2, data: Buffer.alloc(784, 9) }, top: 3 }],
     GetSamples: [{ dataset: 'mnist', indices: [1, 2], limit: 3 }],
-    Similarity: [{ model: 'cnn', dataset: 'mnist', layers: [{ layer: 0, channels: [0] }], classes: [1] }],
-    DatasetExamples: [{ model: 'cnn', dataset: 'mnist', layers: [{ layer: 0, channels: [0] }], limit: 8 }],
-    SanityCheck: [{ model: 'cnn', input: sample, layers: [{ layer: 0, channels: [0] }] }],
-    ConfidenceMatrix: [{ model: 'cnn', dataset: 'mnist', limit: 16 }],
+    Similarity: [{ model: 'cnn', dataset: 'mnist', layers: [0], classes: [1], average: { kind: 1, split: 2 }, rankImages: 1 }],
+    DatasetExamples: [{ model: 'cnn', dataset: 'mnist', layer: 0, channels: [0], k: 2, limit: 8 }],
+    SanityCheck: [{ similarity: { model: 'cnn', dataset: 'mnist', layers: [0], classes: [1], average: { split: 2 } }, seed: 1, maxDepth: 1 }],
+    ConfidenceMatrix: [{ model: 'cnn', dataset: 'mnist', average: { kind: 2, k: 4, split: 2 } }],
   };
   if (m.method === 'UploadModel') {
     return [UploadModelHeader.fromPartial({ name: 'u', sizeBytes: 100 }), UploadModelHeader.fromPartial({ name: 'v', format: 1, classNames: ['a', 'b'], preprocessing: { mean: [0.5], std: [0.25] } })];

@@ -39,6 +39,11 @@ export interface OnnxRuntimeOptions {
   memoryBudgetBytes?: number;
   /** Graph bytes of the sessions each worker keeps, least recently used evicted first (default 1 GiB). */
   sessionBytesPerWorker?: number;
+  /**
+   * Most rows (images or neurons) in one run (default 64): smaller batches keep a backward's working set in
+   * cache (VGG11 GBP, all channels: 64 rows a run beat whole layers by ~25% on one core).
+   */
+  maxChunkRows?: number;
   log?: (message: string) => void;
 }
 
@@ -49,6 +54,7 @@ export class OnnxRuntimeEngine implements Engine {
   readonly workers: number;
   readonly intraOpThreads: number;
   readonly memoryBudgetBytes: number;
+  readonly maxChunkRows: number;
   private readonly pool: WorkerPool;
   private readonly graphs: GraphCache;
 
@@ -63,6 +69,7 @@ export class OnnxRuntimeEngine implements Engine {
     this.workers = positiveInt(opts.workers ?? defaultWorkers, 'workers');
     this.intraOpThreads = positiveInt(opts.intraOpThreads ?? Math.max(1, Math.floor(cores / this.workers)), 'intraOpThreads');
     this.memoryBudgetBytes = opts.memoryBudgetBytes ?? GiB;
+    this.maxChunkRows = positiveInt(opts.maxChunkRows ?? 64, 'maxChunkRows');
     if (!(this.memoryBudgetBytes > 0)) throw invalidArgument(`memoryBudgetBytes must be positive, got ${this.memoryBudgetBytes}`);
     this.graphs = new GraphCache(Math.max(64 * 1024 ** 2, this.memoryBudgetBytes / 4));
     this.pool = new WorkerPool({
@@ -205,7 +212,7 @@ export class OnnxRuntimeEngine implements Engine {
   ): Promise<void> {
     const key = graphKey(model.id, spec);
     const build = (): Uint8Array => this.graphs.get(key, () => buildGraph(model.graph, spec));
-    const chunks = planChunks(total, rowBytes, this.memoryBudgetBytes, this.workers);
+    const chunks = planChunks(total, rowBytes, this.memoryBudgetBytes, this.workers, this.maxChunkRows);
     // Feeds are small (a chunk's images, or the image and a chunk's select rows): build them all up front.
     const built = chunks.map((c) => job(c));
     await this.pool.runAll(
