@@ -7,24 +7,17 @@
  * Lookups count into introspect_cache_{hits,misses}_total{cache="averages"|"similarity"}.
  */
 import type { SimilarityResponse } from '../../clients/generated/introspect/v1/analysis';
+import type { ClassAverage } from '../../services/analysis/averages';
 import { ResultCache, approximateBytes, cacheKey } from '../../services/analysis/cache';
 import type { Dataset } from '../../services/data/dataset';
 import type { LoadedModel } from '../../services/models/model';
 import type { App } from '../app';
 
 /** A class-average image as computed (input space), with what the model made of it. */
-export interface CachedAverage {
-  classIndex: number;
-  image: Float32Array;
-  imagesUsed: number;
-  /** NaN when the images were not scored. */
-  meanConfidence: number;
-  imagesScored: number;
-  averageConfidence: number;
-  predictedClass: number;
+export type CachedAverage = Omit<ClassAverage, 'done' | 'total'> & {
   /** Activation maximisation: gradient steps taken. */
   steps?: number;
-}
+};
 
 export interface AnalysisCaches {
   averages: ResultCache<CachedAverage>;

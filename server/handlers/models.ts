@@ -17,7 +17,7 @@ import type {
   UploadModelRequest,
 } from '../../clients/generated/introspect/v1/models';
 import { evaluate } from '../../services/analysis/evaluate';
-import { softmaxRows } from '../../services/analysis/confidence';
+import { rankPredictions } from '../../services/analysis/predict';
 import { invalidArgument, resourceExhausted } from '../../services/errors';
 import { describeModel } from '../../services/models/info';
 import type { LoadedModel } from '../../services/models/model';
@@ -140,26 +140,11 @@ export async function receiveUpload(
 async function predict(app: App, req: PredictRequest, ctx: RpcContext): Promise<PredictResponse> {
   const { model, forward } = await modelContext(app, req.model, req.engine);
   const { input, n } = predictInput(req, model);
-  const classes = model.engineModel.classes;
   const logits = await forward(input, n, ctx.signal);
-  const probabilities = softmaxRows(logits, n);
-  const top = Math.min(req.top > 0 ? req.top : 5, classes);
-  const predictions: Prediction[] = [];
-  for (let i = 0; i < n; i++) {
-    const row = logits.subarray(i * classes, (i + 1) * classes);
-    const order = Array.from({ length: classes }, (_, k) => k).sort(
-      (a, b) => probabilities[i * classes + b]! - probabilities[i * classes + a]!,
-    );
-    predictions.push({
-      top: order.slice(0, top).map((k) => ({
-        classIndex: k,
-        className: model.classNames[k] ?? String(k),
-        probability: probabilities[i * classes + k]!,
-        logit: row[k]!,
-      })),
-      logits: float32Tensor(Float32Array.from(row), [classes]),
-    });
-  }
+  const predictions: Prediction[] = rankPredictions(logits, n, req.top > 0 ? req.top : 5, model.classNames).map((p) => ({
+    top: p.top,
+    logits: float32Tensor(p.logits, [p.logits.length]),
+  }));
   app.metrics.imagesComputed.inc({ kind: 'prediction' }, n);
   return { predictions };
 }
