@@ -140,7 +140,8 @@ describe('sharding: ShardedClient over three loopback servers', function () {
       return m ? Number(m[1]) : 0;
     };
     const before = await Promise.all(servers.slice(0, 2).map(started));
-    const sc = new ShardedClient([`ipv4:${servers[0]!.address},${servers[1]!.address}`], { replicas: 2 });
+    const retried: RetryEvent[] = [];
+    const sc = new ShardedClient([`ipv4:${servers[0]!.address},${servers[1]!.address}`], { replicas: 2, onRetry: (e) => retried.push(e) });
     try {
       assert.equal(sc.clients.length, 1, 'one channel');
       const got = await collect(sc.similarity(similarityReq));
@@ -150,7 +151,9 @@ describe('sharding: ShardedClient over three loopback servers', function () {
     }
     const after = await Promise.all(servers.slice(0, 2).map(started));
     const calls = after.map((n, i) => n - before[i]!);
-    assert.equal(calls[0]! + calls[1]!, 3 * 3, `one call per shard: ${calls.join(' + ')}`);
+    // One call per shard, plus one per retry (a loaded CI machine can make a shard's first try fail).
+    assert.equal(calls[0]! + calls[1]!, 3 * 3 + retried.length,
+      `one call per shard and per retry: ${calls.join(' + ')}; retries: ${JSON.stringify(retried.map((e) => e.code))}`);
     assert.ok(calls.every((n) => n > 0), `both addresses served shards: ${calls.join(', ')}`);
   });
 
