@@ -22,6 +22,7 @@ import { ForwardEmitter, poolAttrs } from './ir-to-onnx';
 import { convLayers } from './layers';
 import { ancestors } from './ir-util';
 import { shapeSize } from './ir-shapes';
+import { DENSE_MAX_ENTRIES, denseEntries, denseIsCheaper } from './conv-as-dense';
 import { invalidArgument } from '../errors';
 
 export type AttributionSpec =
@@ -45,8 +46,6 @@ export type ConvBackwardForm = 'auto' | 'conv_transpose' | 'flipped_conv' | 'den
 export interface AttributionExportOptions {
   convBackward?: ConvBackwardForm;
 }
-
-const DENSE_MAX_ENTRIES = 16 * 1024 * 1024;
 
 const BACKWARD_OPSET = 16; // ScatterElements with reduction
 
@@ -289,12 +288,11 @@ class AttributionBuilder {
     const [cin, h, w] = inShape;
     const [cout, ho, wo] = outShape;
     const [kh, kw] = op.kernel;
-    const denseEntries = cout * ho * wo * cin * h * w;
-    const denseCheaper = h * w * op.group <= kh * kw;
     const form = this.convForm;
-    if (denseEntries <= DENSE_MAX_ENTRIES && (form === 'dense' || (form === 'auto' && denseCheaper))) {
+    const denseOk = denseEntries(inShape, outShape) <= DENSE_MAX_ENTRIES;
+    if (denseOk && (form === 'dense' || (form === 'auto' && denseIsCheaper(op, inShape)))) {
       const flat = b.node('Reshape', [gy, b.ints('shape', [-1, cout * ho * wo])]);
-      const gx = b.node('MatMul', [flat, this.denseWeight(n, inShape, outShape)]);
+      const gx = b.node('MatMul', [flat, this.em.denseConvInit(n)]);
       return b.node('Reshape', [gx, b.ints('shape', [-1, ...inShape])]);
     }
     const [dh, dw] = op.dilations;
@@ -311,38 +309,6 @@ class AttributionBuilder {
       });
     }
     return this.transposedWindow(gy, this.em.init(op.weight), op.kernel, op.strides, op.pads, op.dilations, op.group, inShape, outShape);
-  }
-
-  /** The conv as a matrix: gx_flat = gy_flat @ D, D[(o, y, x), (i, y', x')] = sum of the weights linking them. */
-  private denseWeight(n: IrNode, inShape: Shape, outShape: Shape): string {
-    const op = n.op;
-    if (op.op !== 'conv') throw new Error('not a conv');
-    const w = this.em.weightOf(op.weight).data;
-    const [cin, h, wd] = inShape;
-    const [cout, ho, wo] = outShape;
-    const [kh, kw] = op.kernel;
-    const cinG = cin / op.group;
-    const coutG = cout / op.group;
-    const cols = cin * h * wd;
-    const d = new Float32Array(cout * ho * wo * cols);
-    for (let o = 0; o < cout; o++) {
-      const gi = Math.floor(o / coutG);
-      for (let y = 0; y < ho; y++)
-        for (let x = 0; x < wo; x++) {
-          const row = ((o * ho + y) * wo + x) * cols;
-          for (let i = 0; i < cinG; i++)
-            for (let a = 0; a < kh; a++) {
-              const iy = y * op.strides[0] - op.pads[0] + a * op.dilations[0];
-              if (iy < 0 || iy >= h) continue;
-              for (let c = 0; c < kw; c++) {
-                const ix = x * op.strides[1] - op.pads[1] + c * op.dilations[1];
-                if (ix < 0 || ix >= wd) continue;
-                d[row + ((gi * cinG + i) * h + iy) * wd + ix] += w[((o * cinG + i) * kh + a) * kw + c];
-              }
-            }
-        }
-    }
-    return this.b.floatInit(`dense:${op.weight}`, [cout * ho * wo, cols], d);
   }
 
   /**

@@ -2,6 +2,7 @@
  * Emits the ONNX nodes (opset 13) that compute IR nodes, into an OnnxBuilder. Tensors carry a leading
  * batch dimension; weights become initializers once each.
  */
+import { convAsDense, convDenseMatrix, denseBias } from './conv-as-dense';
 import type { IrGraph, IrNode, PoolOp, WeightTensor } from './ir';
 import type { Attrs, OnnxBuilder } from './onnx-builder';
 import { invalidArgument } from '../errors';
@@ -21,6 +22,7 @@ export function poolAttrs(op: PoolOp): Attrs {
 
 export class ForwardEmitter {
   private readonly inits = new Map<string, string>();
+  private readonly denseConvs = new Map<string, string>();
   private batchShape: string | undefined;
 
   /**
@@ -51,6 +53,24 @@ export class ForwardEmitter {
     return v;
   }
 
+  /**
+   * The [Cout·Ho·Wo, Cin·H·W] matrix of conv node `n` (./conv-as-dense.ts), one initializer per node
+   * shared by the forward (x · Dᵀ) and the backward (gy · D).
+   */
+  denseConvInit(n: IrNode): string {
+    const op = n.op;
+    if (op.op !== 'conv') throw new Error(`node ${n.name} is not a conv`);
+    let v = this.denseConvs.get(n.name);
+    if (!v) {
+      const inShape = this.g.shapes.get(n.inputs[0]) ?? [];
+      const outShape = this.g.shapes.get(n.output) ?? [];
+      const d = convDenseMatrix(op, this.weightOf(op.weight).data, inShape, outShape);
+      v = this.b.floatInit(`dense:${op.weight}`, [outShape[0] * outShape[1] * outShape[2], inShape[0] * inShape[1] * inShape[2]], d);
+      this.denseConvs.set(n.name, v);
+    }
+    return v;
+  }
+
   /** Per-channel weight as [C,1,1] (rank-3 values) or [C] (vectors), broadcasting over the batch. */
   channelInit(name: string, valueRank: number): string {
     const w = this.weightOf(name);
@@ -75,6 +95,15 @@ export class ForwardEmitter {
     const o = out ?? b.fresh(`v:${n.output}`);
     switch (op.op) {
       case 'conv': {
+        const inShape = this.g.shapes.get(n.inputs[0]) ?? [];
+        const outShape = this.g.shapes.get(n.output) ?? [];
+        if (inShape.length === 3 && outShape.length === 3 && convAsDense(op, inShape, outShape)) {
+          const flat = b.node('Reshape', [x, b.ints('shape', [-1, inShape[0] * inShape[1] * inShape[2]])]);
+          const gemmIns = [flat, this.denseConvInit(n)];
+          if (op.bias) gemmIns.push(b.floatInit(`dense_bias:${op.bias}`, [outShape[0] * outShape[1] * outShape[2]], denseBias(this.weightOf(op.bias).data, outShape)));
+          const y = b.node('Gemm', gemmIns, { transB: { i: 1 } });
+          return b.node('Reshape', [y, b.ints('shape', [-1, ...outShape])], {}, o);
+        }
         const ins = [x, this.init(op.weight)];
         if (op.bias) ins.push(this.init(op.bias));
         return b.node(
