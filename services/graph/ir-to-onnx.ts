@@ -3,7 +3,8 @@
  * batch dimension; weights become initializers once each.
  */
 import { convAsDense, convDenseMatrix, denseBias } from './conv-as-dense';
-import type { IrGraph, IrNode, PoolOp, WeightTensor } from './ir';
+import { convAsTiles } from './conv-tiles';
+import type { ConvOp, IrGraph, IrNode, PoolOp, WeightTensor } from './ir';
 import type { Attrs, OnnxBuilder } from './onnx-builder';
 import { invalidArgument } from '../errors';
 
@@ -71,6 +72,26 @@ export class ForwardEmitter {
     return v;
   }
 
+  /**
+   * A same-padded conv with the batch laid side by side in one image ([1, C, H, N·(W+p)], p zero columns
+   * after each sample; ./conv-tiles.ts): one GEMM pass over the weights for the whole batch.
+   */
+  private tiledConv(op: ConvOp, ins: string[], inShape: number[], outShape: number[], o: string): string {
+    const b = this.b;
+    const [c, h, w] = inShape;
+    const [cout] = outShape;
+    const p = op.pads[1];
+    const gapped = b.node('Pad', [ins[0], b.ints('pads', [0, 0, 0, 0, 0, 0, 0, p])]);
+    const strip = b.node('Reshape', [b.node('Transpose', [gapped], { perm: { ints: [1, 2, 0, 3] } }), b.ints('shape', [1, c, h, -1])]);
+    const y = b.node('Conv', [strip, ...ins.slice(1)], {
+      kernel_shape: { ints: op.kernel },
+      pads: { ints: op.pads },
+    });
+    const perSample = b.node('Reshape', [y, b.ints('shape', [cout, h, -1, w + p])]);
+    const cropped = b.node('Slice', [perSample, b.ints('starts', [0]), b.ints('ends', [w]), b.ints('axes', [3])]);
+    return b.node('Transpose', [cropped], { perm: { ints: [2, 0, 1, 3] } }, o);
+  }
+
   /** Per-channel weight as [C,1,1] (rank-3 values) or [C] (vectors), broadcasting over the batch. */
   channelInit(name: string, valueRank: number): string {
     const w = this.weightOf(name);
@@ -106,6 +127,9 @@ export class ForwardEmitter {
         }
         const ins = [x, this.init(op.weight)];
         if (op.bias) ins.push(this.init(op.bias));
+        if (inShape.length === 3 && outShape.length === 3 && convAsTiles(op, inShape, this.weightOf(op.weight).data.length)) {
+          return this.tiledConv(op, ins, inShape, outShape, o);
+        }
         return b.node(
           'Conv',
           ins,
