@@ -7,6 +7,8 @@
  */
 import type { EngineModel } from '../engines/engine';
 import type { IrGraph } from '../graph/ir';
+import { keepInputChannels, zeroPreserving } from '../graph/keep-channels';
+import { consumers } from '../graph/ir-util';
 import { convLayers } from '../graph/layers';
 
 export interface SplitModel {
@@ -48,4 +50,61 @@ export function splitAtConv(model: EngineModel, layer: number): SplitModel | und
     suffix: { id: `${model.id}#suffix-${layer}`, graph: suffixGraph, convLayers: suffixLayers, classes: model.classes },
     suffixLayer,
   };
+}
+
+export interface SplitAfter {
+  /** Input → `value`, the activation of conv `layer` after the per-channel ops that follow it; its "logits" are `value` flattened. */
+  prefix: EngineModel;
+  /** `value` → the model's logits. */
+  suffix: EngineModel;
+  /** The value the models meet at, [channels, H, W]. */
+  shape: [number, number, number];
+}
+
+/**
+ * The model split after conv `layer`: z_j, then the ops that act per channel and keep 0 at 0 (the
+ * activation, pooling), up to the first value that is a cut of the graph. Zeroing a channel of z_j
+ * zeroes the same channel of that value and nothing else, so a pruned configuration is the suffix run
+ * on the prefix's output with those channels zero, or dropped (`keepInputChannels`). Undefined where z_j
+ * feeds anything else (a residual add) or no such cut exists.
+ */
+export function splitAfterConv(model: EngineModel, layer: number): SplitAfter | undefined {
+  const g = model.graph;
+  const conv = model.convLayers[layer];
+  if (!conv) return undefined;
+  const uses = consumers(g);
+  let value = conv.output;
+  let last = g.nodes.findIndex((n) => n.output === value);
+  if (last < 0) return undefined;
+  for (;;) {
+    const next = uses.get(value) ?? [];
+    if (next.length !== 1 || !zeroPreserving(next[0]) || value === g.output) break;
+    value = next[0].output;
+    last = g.nodes.indexOf(next[0]);
+  }
+  if (value === g.output) return undefined;
+  const shape = g.shapes.get(value);
+  if (!shape || shape.length !== 3) return undefined;
+  const prefixNodes = g.nodes.slice(0, last + 1);
+  const suffixNodes = g.nodes.slice(last + 1);
+  const known = new Set([value]);
+  for (const n of suffixNodes) {
+    if (!n.inputs.every((v) => known.has(v))) return undefined;
+    known.add(n.output);
+  }
+  if (!known.has(g.output)) return undefined;
+  const prefixGraph: IrGraph = { input: g.input, output: value, nodes: prefixNodes, weights: g.weights, shapes: g.shapes };
+  const suffixGraph: IrGraph = { input: { name: value, shape: [...shape] }, output: g.output, nodes: suffixNodes, weights: g.weights, shapes: g.shapes };
+  return {
+    prefix: { id: `${model.id}#upto-${layer}`, graph: prefixGraph, convLayers: convLayers(prefixGraph), classes: shape[0] * shape[1] * shape[2] },
+    suffix: { id: `${model.id}#after-${layer}`, graph: suffixGraph, convLayers: convLayers(suffixGraph), classes: model.classes },
+    shape: [shape[0], shape[1], shape[2]],
+  };
+}
+
+/** The suffix reading only channels `keep` of the split value, or undefined where it cannot drop channels. */
+export function suffixKeeping(split: SplitAfter, keep: readonly number[], tag: string): EngineModel | undefined {
+  const graph = keepInputChannels(split.suffix.graph, keep, tag);
+  if (!graph) return undefined;
+  return { id: `${split.suffix.id}#keep-${tag}`, graph, convLayers: convLayers(graph), classes: split.suffix.classes };
 }

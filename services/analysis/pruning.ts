@@ -3,14 +3,20 @@
  * (similarity top / bottom, random over several seeds, filter L1, APoZ) for each fraction, with no
  * fine-tuning, and measure accuracy overall and per class. The unpruned baseline comes first.
  *
- * Nothing is rebuilt per configuration: channels are zeroed through the engine's run-time mask (one
- * graph per layer, cached by the engine). What does not change is computed once: the evaluation images
- * (read and preprocessed once, held in memory within a budget), the part of the network before the
- * pruned layer (run once per batch for all of that layer's configurations where the graph splits there,
+ * What does not change is computed once: the evaluation images (read and preprocessed once, held in
+ * memory within a budget), the network up to and including the pruned layer's activation and pooling
+ * (run once per batch for all of that layer's configurations where the graph splits there,
  * ./pruning-split.ts), the L1 norms, the APoZ statistics of every layer (one pass over `apozImages`
  * train images for all layers together), and the similarity values (given by the caller, computed once
- * by the similarity service). Results of a layer come out together once its configurations are done.
+ * by the similarity service). Each configuration then runs only the rest of the network, without the
+ * pruned channels: the next conv reads fewer input channels (../graph/keep-channels.ts). Channels that
+ * are silent (0 after the ReLU) on every evaluation image are found in one pass and dropped too; a
+ * configuration that zeroes only silent channels is the baseline, exactly, and is not run; configurations
+ * that zero the same live channels run once. Where the graph does not split after the layer (a residual
+ * connection), the engine's run-time mask zeroes the channels. Results of a layer come out together once
+ * its configurations are done.
  */
+import { createHash } from 'node:crypto';
 import type { Engine, EngineModel } from '../engines/engine';
 import type { Dataset, SplitName } from '../data/dataset';
 import { decodeSize, toInputSpace, type Shape3 } from '../data/preprocess';
@@ -26,7 +32,7 @@ import {
   rankChannels,
   type PruneCriterionName,
 } from './pruning-criteria';
-import { splitAtConv } from './pruning-split';
+import { splitAfterConv, splitAtConv, suffixKeeping } from './pruning-split';
 import { meanStd, type LayerSimilarity } from './similarity';
 
 export const DEFAULT_FRACTIONS = [0.4];
@@ -173,8 +179,129 @@ interface Config {
 }
 
 /**
+ * Per conv layer among `layers` whose activation is a ReLU, the channels whose activation is 0 at every
+ * position of every evaluation image: pruning them changes nothing on these images.
+ */
+async function silentChannels(engine: Engine, model: EngineModel, set: EvalSet, layers: number[], signal?: AbortSignal): Promise<Map<number, Set<number>>> {
+  const relu = layers.filter((l) => zeroBelowZero(model, l));
+  const alive = new Map(relu.map((l) => [l, new Uint8Array(model.convLayers[l].channels)]));
+  if (relu.length === 0) return new Map();
+  for await (const b of set.batches(signal)) {
+    throwIfAborted(signal);
+    for (const a of await engine.activations(model, b.input, b.n, relu, { signal })) {
+      const live = alive.get(a.layer)!;
+      for (let i = 0; i < a.zeroFraction.length; i++) if (a.zeroFraction[i] !== 1) live[i % a.channels] = 1;
+    }
+  }
+  return new Map([...alive].map(([l, live]) => [l, new Set([...live.keys()].filter((c) => live[c] === 0))]));
+}
+
+/** Whether conv `layer`'s activation maps every value ≤ 0 to exactly 0 (ReLU, clip from 0). */
+function zeroBelowZero(model: EngineModel, layer: number): boolean {
+  const z = model.convLayers[layer].output;
+  const act = model.graph.nodes.find((n) => n.inputs[0] === z && (n.op.op === 'relu' || n.op.op === 'clip'));
+  return act !== undefined && (act.op.op === 'relu' || (act.op.op === 'clip' && act.op.min === 0));
+}
+
+/** One evaluation actually run: the live channels it zeroes, and the runs it stands for. */
+interface Job {
+  zeroed: number[];
+  runs: Array<[config: number, run: number]>;
+}
+
+/**
+ * The distinct evaluations behind a layer's runs: channels silent on the evaluation images are left out
+ * of each run's pruned set (zeroing them changes nothing), runs left with the same set share one
+ * evaluation, and runs left with none equal the baseline.
+ */
+function planJobs(configs: Config[], silent: Set<number>): Job[] {
+  const byKey = new Map<string, Job>();
+  configs.forEach((c, i) =>
+    c.runs.forEach((pruned, r) => {
+      const zeroed = pruned.filter((ch) => !silent.has(ch)).sort((a, b) => a - b);
+      if (zeroed.length === 0) return;
+      const key = zeroed.join(',');
+      const job = byKey.get(key);
+      if (job) job.runs.push([i, r]);
+      else byKey.set(key, { zeroed, runs: [[i, r]] });
+    }),
+  );
+  return [...byKey.values()];
+}
+
+/** A short content tag for a channel list (engine graph ids). */
+function channelTag(layer: number, channels: readonly number[]): string {
+  return `${layer}-${createHash('sha1').update(channels.join(',')).digest('hex').slice(0, 12)}`;
+}
+
+/** Rows [n, C·HW] → [n, K·HW] with channels `keep`. */
+function gatherChannels(x: Float32Array, n: number, channels: number, hw: number, keep: readonly number[]): Float32Array {
+  const out = new Float32Array(n * keep.length * hw);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < keep.length; j++) {
+      const from = (i * channels + keep[j]) * hw;
+      out.set(x.subarray(from, from + hw), (i * keep.length + j) * hw);
+    }
+  }
+  return out;
+}
+
+/** A copy of rows [n, C·HW] with channels `zeroed` set to 0. */
+function zeroChannels(x: Float32Array, n: number, channels: number, hw: number, zeroed: readonly number[]): Float32Array {
+  const out = x.slice();
+  for (let i = 0; i < n; i++) for (const c of zeroed) out.fill(0, (i * channels + c) * hw, (i * channels + c + 1) * hw);
+  return out;
+}
+
+/** How one job runs on a batch: the model to call and the input it reads. */
+interface Runner {
+  run(b: { input: Float32Array; n: number }, shared: Float32Array | undefined, signal?: AbortSignal): Promise<Float32Array>;
+  release(): Promise<void>;
+}
+
+/**
+ * Runners for a layer's jobs. Where the model splits after the layer (./pruning-split.ts), the prefix
+ * runs once per batch and each job runs the suffix without its zeroed channels and without the silent
+ * ones (fewer input channels for the next conv), or with them zeroed where the suffix cannot drop them.
+ * Elsewhere the model splits before the layer, or not at all, and the engine's mask zeroes them.
+ */
+function layerRunners(engine: Engine, model: EngineModel, layer: number, jobs: Job[], silent: Set<number>): { prefix?: EngineModel; runners: Runner[] } {
+  const after = splitAfterConv(model, layer);
+  if (after) {
+    const [channels, h, w] = after.shape;
+    const runners = jobs.map((job): Runner => {
+      const drop = new Set([...job.zeroed, ...silent]);
+      const keep = Array.from({ length: channels }, (_, c) => c).filter((c) => !drop.has(c));
+      const reduced = keep.length > 0 ? suffixKeeping(after, keep, channelTag(layer, keep)) : undefined;
+      if (reduced) {
+        return {
+          run: (b, v, signal) => engine.forward(reduced, gatherChannels(v!, b.n, channels, h * w, keep), b.n, { signal }),
+          release: () => engine.release(reduced.id),
+        };
+      }
+      return {
+        run: (b, v, signal) => engine.forward(after.suffix, zeroChannels(v!, b.n, channels, h * w, job.zeroed), b.n, { signal }),
+        release: () => engine.release(after.suffix.id),
+      };
+    });
+    return { prefix: after.prefix, runners };
+  }
+  const before = splitAtConv(model, layer);
+  const target = before ? before.suffix : model;
+  const key = before ? before.suffixLayer : layer;
+  const runners = jobs.map((job): Runner => ({
+    run: (b, x, signal) => engine.forward(target, x ?? b.input, b.n, { mask: new Map([[key, Uint32Array.from(job.zeroed)]]), signal }),
+    release: async () => {
+      if (before) await engine.release(before.suffix.id);
+    },
+  }));
+  return { prefix: before?.prefix, runners };
+}
+
+/**
  * Every configuration of one layer over the evaluation images, batch by batch: the part of the model
- * before the layer runs once per batch (when the graph splits there), then each run's masked rest.
+ * before the pruned channels runs once per batch, then each distinct job's rest. Yields the images
+ * accounted for (every run of every configuration, computed or not).
  */
 async function* evaluateLayer(
   engine: Engine,
@@ -182,30 +309,31 @@ async function* evaluateLayer(
   layer: number,
   configs: Config[],
   set: EvalSet,
+  baseline: Accuracy,
+  silent: Set<number>,
   signal?: AbortSignal,
 ): AsyncGenerator<number, Accuracy[][]> {
-  const split = splitAtConv(model, layer);
-  const tallies = configs.map((c) => c.runs.map(() => new AccuracyTally(set.classes)));
+  const jobs = planJobs(configs, silent);
+  const { prefix, runners } = layerRunners(engine, model, layer, jobs, silent);
+  const tallies = jobs.map(() => new AccuracyTally(set.classes));
+  const runCount = configs.reduce((n, c) => n + c.runs.length, 0);
   try {
     for await (const b of set.batches(signal)) {
       throwIfAborted(signal);
-      const input = split ? await engine.forward(split.prefix, b.input, b.n, { signal }) : b.input;
-      const target = split ? split.suffix : model;
-      const key = split ? split.suffixLayer : layer;
-      let runs = 0;
-      for (const [i, c] of configs.entries()) {
-        for (const [r, pruned] of c.runs.entries()) {
-          const logits = await engine.forward(target, input, b.n, { mask: new Map([[key, Uint32Array.from(pruned)]]), signal });
-          tallies[i][r].add(logits, b.labels, b.n);
-          runs++;
-        }
-      }
-      yield runs * b.n;
+      const shared = prefix && jobs.length > 0 ? await engine.forward(prefix, b.input, b.n, { signal }) : undefined;
+      for (const [i, runner] of runners.entries()) tallies[i].add(await runner.run(b, shared, signal), b.labels, b.n);
+      yield runCount * b.n;
     }
   } finally {
-    if (split) await Promise.all([engine.release(split.prefix.id), engine.release(split.suffix.id)]);
+    await Promise.all([...runners.map((r) => r.release()), ...(prefix ? [engine.release(prefix.id)] : [])]);
   }
-  return tallies.map((t) => t.map((x) => x.result()));
+  // Runs that no job stands for zero only silent channels: the baseline's accuracy, exactly.
+  const out: Accuracy[][] = configs.map((c) => c.runs.map(() => baseline));
+  jobs.forEach((job, j) => {
+    const acc = tallies[j].result();
+    for (const [i, r] of job.runs) out[i][r] = acc;
+  });
+  return out;
 }
 
 export async function* prune(opts: PruneOptions): AsyncGenerator<PruneEvent> {
@@ -218,6 +346,8 @@ export async function* prune(opts: PruneOptions): AsyncGenerator<PruneEvent> {
 
   const baseline = await evaluateBaseline(engine, model, set, (n) => (done += n), signal);
   yield { kind: 'baseline', baseline, done, total };
+
+  const silent = await silentChannels(engine, model, set, r.layers, signal);
 
   let apoz: Map<number, Float64Array> | undefined;
   if (r.criteria.includes('apoz')) {
@@ -240,7 +370,7 @@ export async function* prune(opts: PruneOptions): AsyncGenerator<PruneEvent> {
         configs.push({ criterion, fraction, runs: orders.map((o) => o.slice(0, count)) });
       }
     }
-    const running = evaluateLayer(engine, model, layer, configs, set, signal);
+    const running = evaluateLayer(engine, model, layer, configs, set, baseline, silent.get(layer) ?? new Set(), signal);
     let step: IteratorResult<number, Accuracy[][]>;
     try {
       step = await running.next();
