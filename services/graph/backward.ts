@@ -37,17 +37,25 @@ export type AttributionRule = 'gradient' | 'guided' | 'deconv';
  * - flipped_conv: Conv with transposed, flipped weights (stride-1 convs; others use ConvTranspose);
  * - dense: one MatMul with the conv unrolled to a [Cout*Ho*Wo, Cin*H*W] matrix (up to 16M entries;
  *   larger ones use auto's choice);
+ * - packed: flipped_conv over the batch laid side by side as one wide image (stride-1 convs that keep the
+ *   map size; others as flipped_conv);
  * - auto (default): dense where it needs no more multiply-adds than the conv (tiny feature maps, e.g.
- *   VGG's 2x2 layers), ConvTranspose for strided convs and for fewer than 8 input channels, flipped_conv
- *   otherwise. Chosen from measurements on ORT CPU with one thread (bench/graph-gbp.ts).
+ *   VGG's 2x2 layers), packed on maps up to 4 wide (VGG's 4x4 layers) with 8 or more input channels,
+ *   ConvTranspose for strided convs and for fewer than 8 input channels, flipped_conv otherwise. Chosen from
+ *   measurements on ORT CPU with one thread (bench/graph-gbp.ts).
  */
-export type ConvBackwardForm = 'auto' | 'conv_transpose' | 'flipped_conv' | 'dense';
+export type ConvBackwardForm = 'auto' | 'conv_transpose' | 'flipped_conv' | 'dense' | 'packed';
 
 export interface AttributionExportOptions {
   convBackward?: ConvBackwardForm;
 }
 
-const BACKWARD_OPSET = 16; // ScatterElements with reduction
+const BACKWARD_OPSET = 16;
+/**
+ * `auto` packs a batch side by side (packedConv) for convs on maps at most this wide. VGG11 on ORT CPU, one
+ * thread, 64 rows a run: the 4×4 layers' backward 10–15% faster; packing the 8×8 layers too lost.
+ */
+const PACKED_MAX_WIDTH = 4; // ScatterElements with reduction
 
 export function exportAttribution(
   g: IrGraph,
@@ -77,11 +85,24 @@ export function exportAttribution(
   return new AttributionBuilder(g, rule, opts.convBackward ?? 'auto').build(target, seedKind);
 }
 
+/** A gradient laid out [C, H, B, W+gap]: the batch side by side along the width (packedConv). */
+interface Packed {
+  c: number;
+  h: number;
+  w: number;
+  gap: number;
+  /** Whether the gap columns may hold non-zeros. */
+  dirty: boolean;
+}
+
 class AttributionBuilder {
   private readonly b = new OnnxBuilder('attribution');
   private readonly fwd = new Map<string, string>();
   /** Forward arg-max one-hots / indices of pooling nodes, by node name. */
   private readonly poolIndices = new Map<string, string>();
+  /** Gradients held in the packed layout (see packedConv), and their batch-layout copies once made. */
+  private readonly packed = new Map<string, Packed>();
+  private readonly unpacked = new Map<string, string>();
   private readonly em: ForwardEmitter;
   private readonly input: string;
 
@@ -141,7 +162,7 @@ class AttributionBuilder {
       const n = nodes[i];
       const parts = grads.get(n.output);
       if (done.has(n) || !parts || !live.has(n.output)) continue;
-      const gy = parts.length === 1 ? parts[0] : b.node('Sum', parts);
+      const gy = parts.length === 1 ? parts[0] : b.node('Sum', parts.map((p) => this.batch(p)));
       if (n.op.op === 'max_pool' && this.tilingPool(n)) {
         // a ReLU whose only consumer is this pool is folded into the pool's routing mask
         const r = producers.get(n.inputs[0]);
@@ -150,11 +171,12 @@ class AttributionBuilder {
         add(relu ? relu.inputs[0] : n.inputs[0], this.tilingPoolBackward(n, gy, relu));
         continue;
       }
-      this.backwardNode(n, gy, (k, gx) => add(n.inputs[k], gx));
+      const packedOk = n.op.op === 'conv' || n.op.op === 'relu';
+      this.backwardNode(n, packedOk ? gy : this.batch(gy), (k, gx) => add(n.inputs[k], gx));
     }
     const parts = grads.get(g.input.name);
     if (!parts) throw invalidArgument('no gradient reaches the input');
-    b.node(parts.length === 1 ? 'Identity' : 'Sum', parts, {}, 'attribution');
+    b.node(parts.length === 1 ? 'Identity' : 'Sum', parts.map((p) => this.batch(p)), {}, 'attribution');
     b.output('attribution', ['B', ...g.input.shape]);
     return b.encode(BACKWARD_OPSET);
   }
@@ -201,9 +223,16 @@ class AttributionBuilder {
     switch (op.op) {
       case 'conv':
         return give(0, this.convBackward(n, gy));
-      case 'relu':
+      case 'relu': {
+        const p = this.packed.get(gy);
+        if (p) {
+          if (this.rule === 'deconv') return give(0, this.keepPacked(b.node('Relu', [gy]), p));
+          const g = this.rule === 'gradient' ? gy : b.node('Relu', [gy]);
+          return give(0, this.keepPacked(b.node('Mul', [g, this.packedMask(this.positive(x), p)]), { ...p, dirty: false }));
+        }
         if (this.rule === 'deconv') return give(0, b.node('Relu', [gy]));
         return give(0, gated(this.positive(x)));
+      }
       case 'leaky_relu': {
         const d = b.node('Add', [b.node('Mul', [this.positive(x), b.floats('c', [1 - op.alpha], [])]), b.floats('c', [op.alpha], [])]);
         return give(0, gated(d));
@@ -289,17 +318,23 @@ class AttributionBuilder {
     const [cout, ho, wo] = outShape;
     const [kh, kw] = op.kernel;
     const form = this.convForm;
-    const denseOk = denseEntries(inShape, outShape) <= DENSE_MAX_ENTRIES;
-    if (denseOk && (form === 'dense' || (form === 'auto' && denseIsCheaper(op, inShape)))) {
-      const flat = b.node('Reshape', [gy, b.ints('shape', [-1, cout * ho * wo])]);
-      const gx = b.node('MatMul', [flat, this.em.denseConvInit(n)]);
-      return b.node('Reshape', [gx, b.ints('shape', [-1, ...inShape])]);
-    }
     const [dh, dw] = op.dilations;
     const [pt, pl, pb, pr] = op.pads;
     const strideOne = op.strides[0] === 1 && op.strides[1] === 1;
     const fp = [dh * (kh - 1) - pt, dw * (kw - 1) - pl, dh * (kh - 1) - pb, dw * (kw - 1) - pr];
-    const flippedWanted = form === 'flipped_conv' || (form === 'auto' && cin >= 8) || form === 'dense';
+    const same = h === ho && w === wo;
+    const denseOk = denseEntries(inShape, outShape) <= DENSE_MAX_ENTRIES;
+    if (denseOk && (form === 'dense' || (form === 'auto' && denseIsCheaper(op, inShape)))) {
+      const flat = b.node('Reshape', [this.batch(gy), b.ints('shape', [-1, cout * ho * wo])]);
+      const gx = b.node('MatMul', [flat, this.em.denseConvInit(n)]);
+      return b.node('Reshape', [gx, b.ints('shape', [-1, ...inShape])]);
+    }
+    const packedWanted = form === 'packed' || (form === 'auto' && cin >= 8 && PACKED_MAX_WIDTH >= w);
+    if (packedWanted && strideOne && same && fp.every((p) => p >= 0)) {
+      return this.packedConv(gy, this.flippedWeight(op.weight, op.group), op.kernel, fp, op.dilations, op.group, cout, cin, h, w);
+    }
+    const flippedWanted = form === 'flipped_conv' || (form === 'auto' && cin >= 8) || form === 'dense' || form === 'packed';
+    gy = this.batch(gy);
     if (flippedWanted && strideOne && fp.every((p) => p >= 0)) {
       return b.node('Conv', [gy, this.flippedWeight(op.weight, op.group)], {
         kernel_shape: { ints: op.kernel },
@@ -309,6 +344,88 @@ class AttributionBuilder {
       });
     }
     return this.transposedWindow(gy, this.em.init(op.weight), op.kernel, op.strides, op.pads, op.dilations, op.group, inShape, outShape);
+  }
+
+  /**
+   * A stride-1, size-preserving conv of a [B, Cin, H, W] batch run as one conv of a single [1, Cin, H, B·(W+gap)]
+   * image: the B images side by side along the width, separated by `gap` zero columns (at least the widest
+   * side padding), so no window reaches from one image into the next. One wide image keeps onnxruntime's conv
+   * kernels busy where per-image maps of 4×4 or 8×8 give them too few columns. Exact: every output column of an
+   * image reads only its own image and zeros. The result stays packed ([Cout, H, B, W+gap], its gap columns
+   * holding garbage) for the ReLU / max-pool backward that follows; `batch` unpacks it where needed.
+   */
+  private packedConv(
+    x: string,
+    weight: string,
+    kernel: [number, number],
+    pads: number[],
+    dil: [number, number],
+    group: number,
+    cin: number,
+    cout: number,
+    h: number,
+    w: number,
+  ): string {
+    const b = this.b;
+    const need = Math.max(pads[1], pads[3]);
+    let p = this.packed.get(x);
+    if (p && p.gap < need) {
+      x = this.batch(x);
+      p = undefined;
+    }
+    let flat: string;
+    let gap: number;
+    if (p) {
+      gap = p.gap;
+      // zero the gap columns a previous conv left behind
+      const clean = p.dirty && gap > 0 ? b.node('Mul', [x, this.gapMask(w, gap)]) : x;
+      flat = b.node('Reshape', [clean, b.ints('shape', [1, cin, h, -1])]);
+    } else {
+      gap = need;
+      const padded = gap > 0 ? b.node('Pad', [x, b.ints('pads', [0, 0, 0, 0, 0, 0, 0, gap])]) : x;
+      // [B, Cin, H, W+gap] -> [Cin, H, B, W+gap] -> [1, Cin, H, B*(W+gap)]
+      const t = b.node('Transpose', [padded], { perm: { ints: [1, 2, 0, 3] } });
+      flat = b.node('Reshape', [t, b.ints('shape', [1, cin, h, -1])]);
+    }
+    const y = b.node('Conv', [flat, weight], {
+      kernel_shape: { ints: kernel },
+      pads: { ints: [pads[0], pads[1], pads[2], pads[3]] },
+      dilations: { ints: dil },
+      group: { i: group },
+    });
+    const out = b.node('Reshape', [y, b.ints('shape', [cout, h, -1, w + gap])]);
+    return this.keepPacked(out, { c: cout, h, w, gap, dirty: gap > 0 });
+  }
+
+  private keepPacked(v: string, p: Packed): string {
+    this.packed.set(v, p);
+    return v;
+  }
+
+  /** A gradient in the batch layout [B, C, H, W]: packed ones are cropped and transposed back (once). */
+  private batch(v: string): string {
+    const p = this.packed.get(v);
+    if (!p) return v;
+    const hit = this.unpacked.get(v);
+    if (hit) return hit;
+    const b = this.b;
+    const cropped = p.gap > 0 ? b.node('Slice', [v, b.ints('s', [0]), b.ints('e', [p.w]), b.ints('a', [3])]) : v;
+    const out = b.node('Transpose', [cropped], { perm: { ints: [2, 0, 1, 3] } });
+    this.unpacked.set(v, out);
+    return out;
+  }
+
+  /** A batch-1 mask [1, C, H, W] in the packed layout [C, H, 1, W+gap], zero on the gap columns. */
+  private packedMask(m: string, p: Packed): string {
+    const b = this.b;
+    const padded = p.gap > 0 ? b.node('Pad', [m, b.ints('pads', [0, 0, 0, 0, 0, 0, 0, p.gap])]) : m;
+    return b.node('Reshape', [padded, b.ints('shape', [p.c, p.h, 1, p.w + p.gap])]);
+  }
+
+  private gapMask(w: number, gap: number): string {
+    const m = new Float32Array(w + gap);
+    m.fill(1, 0, w);
+    return this.b.floatInit('gap_mask', [w + gap], m);
   }
 
   /**
@@ -403,7 +520,12 @@ class AttributionBuilder {
     const b = this.b;
     const op = n.op;
     if (op.op !== 'max_pool') throw new Error('not a max pool');
-    const c = this.shape(n.inputs[0])[0];
+    const [c, h, w] = this.shape(n.inputs[0]);
+    let p = this.packed.get(gy);
+    if (p && w > PACKED_MAX_WIDTH && this.convForm !== 'packed') {
+      gy = this.batch(gy);
+      p = undefined;
+    }
     let mask = this.argMaxOneHot(n);
     let g = gy;
     if (relu) {
@@ -411,8 +533,25 @@ class AttributionBuilder {
       if (this.rule !== 'deconv') mask = b.node('Mul', [mask, this.positive(this.fwd.get(relu.inputs[0]) as string)]);
     }
     const [kh, kw] = op.kernel;
-    const ones = b.floatInit('ones', [c, 1, kh, kw], new Float32Array(c * kh * kw).fill(1));
-    const up = b.node('ConvTranspose', [g, ones], { kernel_shape: { ints: op.kernel }, strides: { ints: op.strides }, group: { i: c } });
+    if (p) {
+      // packed [C, Ho, B, Wo+gap] -> upsampled [C, H, B, (Wo+gap)·kw] -> at most one gap column kept
+      const flat = b.node('Reshape', [g, b.ints('shape', [1, c, p.h, -1])]);
+      const ones = b.floatInit('ones', [c, 1, kh, kw], new Float32Array(c * kh * kw).fill(1));
+      const up = b.node('ConvTranspose', [flat, ones], { kernel_shape: { ints: op.kernel }, strides: { ints: op.strides }, group: { i: c } });
+      const wide = (p.w + p.gap) * kw;
+      const gap = Math.min(p.gap * kw, 1);
+      let grid = b.node('Reshape', [up, b.ints('shape', [c, h, -1, wide])]);
+      if (w + gap < wide) grid = b.node('Slice', [grid, b.ints('s', [0]), b.ints('e', [w + gap]), b.ints('a', [3])]);
+      const q: Packed = { c, h, w, gap, dirty: false };
+      return this.keepPacked(b.node('Mul', [grid, this.packedMask(mask, q)]), q);
+    }
+    // nearest-neighbour upsampling by the window size (exact for tiling windows; cheaper than a grouped
+    // ConvTranspose with a ones kernel on per-image maps)
+    const up = b.node('Resize', [g, '', b.floats('scales', [1, 1, kh, kw])], {
+      mode: { s: 'nearest' },
+      coordinate_transformation_mode: { s: 'asymmetric' },
+      nearest_mode: { s: 'floor' },
+    });
     return b.node('Mul', [up, mask]);
   }
 

@@ -139,7 +139,7 @@ describe('graph: attribution graphs', function () {
 
     describe('small models covering every op the importer maps (logit target, random select rows)', () => {
       for (const m of opModels()) {
-        for (const form of ['conv_transpose', 'flipped_conv', 'dense'] as const) {
+        for (const form of ['conv_transpose', 'flipped_conv', 'dense', 'packed'] as const) {
           it(`${m.name} [${form}]`, async () => {
             const g = importOnnx(m.bytes);
             const k = (g.shapes.get(g.output) ?? []).reduce((p, q) => p * q, 1);
@@ -164,6 +164,9 @@ describe('graph: attribution graphs', function () {
     const cases = [
       { name: 'non-overlapping pool, strided second conv', size: 8, c1: { k: 3, stride: 1, pad: 1 }, pool: { k: 2, stride: 2, pad: 0 }, c2: { k: 3, stride: 2, pad: 1 } },
       { name: 'overlapping padded pool, strided first conv', size: 7, c1: { k: 3, stride: 2, pad: 1 }, pool: { k: 3, stride: 1, pad: 1 }, c2: { k: 2, stride: 1, pad: 0 } },
+      // stride-1 convs around a tiling pool: the packed form keeps the whole backward packed (conv, the pool's
+      // routing with the ReLU folded in, conv)
+      { name: 'tiling pool, stride-1 convs', size: 8, c1: { k: 3, stride: 1, pad: 1 }, pool: { k: 2, stride: 2, pad: 0 }, c2: { k: 3, stride: 1, pad: 1 } },
     ];
     for (const cs of cases) {
       for (const rule of ['gradient', 'guided', 'deconv'] as const) {
@@ -196,7 +199,7 @@ describe('graph: attribution graphs', function () {
           const x = randomArray(cin * cs.size * cs.size, 51);
           const rows = [[1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0.5, -1, 0, 2]];
           const select = Float32Array.from(rows.flat());
-          for (const form of ['conv_transpose', 'flipped_conv', 'dense', 'auto'] as const) {
+          for (const form of ['conv_transpose', 'flipped_conv', 'dense', 'packed', 'auto'] as const) {
             const a = await attribute(g, { target: 'conv', layer: 1, objective: 'abs_sum' }, rule, x, select, 4, form);
             rows.forEach((sel, r) => {
               const ref = referenceAttribution({ c: cin, h: cs.size, w: cs.size, d: Float64Array.from(x) }, conv1, cs.pool, conv2, sel, rule);
@@ -258,7 +261,7 @@ describe('graph: attribution graphs', function () {
     });
   });
 
-  it('vgg11 layer 7, guided: the conv backward forms agree (auto uses dense matrices on the 2x2 maps)', async function () {
+  it('vgg11 layer 7, guided: the conv backward forms agree (auto uses dense matrices on the 2x2 maps, packed convs on the 4x4 maps)', async function () {
     needShared(this, 'models/vgg11_cifar10.onnx', 'datasets/cifar-10-batches-bin/test_batch.bin');
     const g = importOnnx(fs.readFileSync(sharedPath('models/vgg11_cifar10.onnx')));
     const { x } = cifarImages('vgg11_cifar10', 1, 19);
@@ -266,7 +269,8 @@ describe('graph: attribution graphs', function () {
     const spec: AttributionSpec = { target: 'conv', layer: 7, objective: 'abs_sum' };
     const ref = await attribute(g, spec, 'guided', x, sel, 512, 'conv_transpose');
     assert.ok(maxAbs(ref) > 0);
-    for (const form of ['auto', 'flipped_conv'] as const) {
+    // packed: every conv of the backward packed, ReLU gates and pool routing in the packed layout
+    for (const form of ['auto', 'flipped_conv', 'packed'] as const) {
       const a = await attribute(g, spec, 'guided', x, sel, 512, form);
       assert.ok(maxAbsDiff(a, ref) <= 1e-4 * maxAbs(ref), `${form}: max diff ${maxAbsDiff(a, ref)}`);
     }
