@@ -58,6 +58,7 @@ export interface SplitAfter {
   /** `value` → the model's logits. */
   suffix: EngineModel;
   /** The value the models meet at, [channels, H, W]. */
+  value: string;
   shape: [number, number, number];
 }
 
@@ -98,6 +99,7 @@ export function splitAfterConv(model: EngineModel, layer: number): SplitAfter | 
   return {
     prefix: { id: `${model.id}#upto-${layer}`, graph: prefixGraph, convLayers: convLayers(prefixGraph), classes: shape[0] * shape[1] * shape[2] },
     suffix: { id: `${model.id}#after-${layer}`, graph: suffixGraph, convLayers: convLayers(suffixGraph), classes: model.classes },
+    value,
     shape: [shape[0], shape[1], shape[2]],
   };
 }
@@ -107,4 +109,26 @@ export function suffixKeeping(split: SplitAfter, keep: readonly number[], tag: s
   const graph = keepInputChannels(split.suffix.graph, keep, tag);
   if (!graph) return undefined;
   return { id: `${split.suffix.id}#keep-${tag}`, graph, convLayers: convLayers(graph), classes: split.suffix.classes };
+}
+
+/**
+ * The part of the model from value `from` to value `to` (both [C, H, W]), as a model of its own, where
+ * `to` depends on the input only through `from` (e.g. from one split value to a later one in a chain).
+ */
+export function segmentBetween(model: EngineModel, from: string, to: string): EngineModel | undefined {
+  const g = model.graph;
+  const start = g.nodes.findIndex((n) => n.output === from);
+  const end = g.nodes.findIndex((n) => n.output === to);
+  if (start < 0 || end <= start) return undefined;
+  const nodes = g.nodes.slice(start + 1, end + 1);
+  const known = new Set([from]);
+  for (const n of nodes) {
+    if (!n.inputs.every((v) => known.has(v))) return undefined;
+    known.add(n.output);
+  }
+  const fromShape = g.shapes.get(from);
+  const toShape = g.shapes.get(to);
+  if (!fromShape || !toShape) return undefined;
+  const graph: IrGraph = { input: { name: from, shape: [...fromShape] }, output: to, nodes, weights: g.weights, shapes: g.shapes };
+  return { id: `${model.id}#from-${from}-to-${to}`, graph, convLayers: convLayers(graph), classes: toShape.reduce((a, b) => a * b, 1) };
 }

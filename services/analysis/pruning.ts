@@ -6,7 +6,7 @@
  * What does not change is computed once: the evaluation images (read and preprocessed once, held in
  * memory within a budget), the network up to and including the pruned layer's activation and pooling
  * (run once per batch for all of that layer's configurations where the graph splits there,
- * ./pruning-split.ts), the L1 norms, the APoZ statistics of every layer (one pass over `apozImages`
+ * ./pruning-split.ts, and started from an earlier layer's split value where that fits a second budget), the L1 norms, the APoZ statistics of every layer (one pass over `apozImages`
  * train images for all layers together), and the similarity values (given by the caller, computed once
  * by the similarity service). Each configuration then runs only the rest of the network, without the
  * pruned channels: the next conv reads fewer input channels (../graph/keep-channels.ts). Channels that
@@ -32,12 +32,14 @@ import {
   rankChannels,
   type PruneCriterionName,
 } from './pruning-criteria';
-import { splitAfterConv, splitAtConv, suffixKeeping } from './pruning-split';
+import { segmentBetween, splitAfterConv, splitAtConv, suffixKeeping, type SplitAfter } from './pruning-split';
 import { meanStd, type LayerSimilarity } from './similarity';
 
 export const DEFAULT_FRACTIONS = [0.4];
 export const DEFAULT_RANDOM_SEEDS = 3;
 export const DEFAULT_APOZ_IMAGES = 1000;
+/** A layer's split value is held for all evaluation images, for the next layers' prefixes, up to this many bytes by default. */
+export const DEFAULT_HELD_ACTIVATION_BYTES = 512 * 1024 * 1024;
 
 export interface PruneOptions {
   engine: Engine;
@@ -63,6 +65,8 @@ export interface PruneOptions {
   apozImages?: number;
   /** Preprocessed evaluation images held in memory up to this many bytes (default 256 MiB). */
   heldBytes?: number;
+  /** A layer's split value for all evaluation images held for the next layers up to this many bytes (default 512 MiB; 0: never). */
+  heldActivationBytes?: number;
   /** Images per engine call; default 1024. */
   batchSize?: number;
   signal?: AbortSignal;
@@ -265,7 +269,13 @@ interface Runner {
  * ones (fewer input channels for the next conv), or with them zeroed where the suffix cannot drop them.
  * Elsewhere the model splits before the layer, or not at all, and the engine's mask zeroes them.
  */
-function layerRunners(engine: Engine, model: EngineModel, layer: number, jobs: Job[], silent: Set<number>): { prefix?: EngineModel; runners: Runner[] } {
+function layerRunners(
+  engine: Engine,
+  model: EngineModel,
+  layer: number,
+  jobs: Job[],
+  silent: Set<number>,
+): { prefix?: EngineModel; after?: SplitAfter; runners: Runner[] } {
   const after = splitAfterConv(model, layer);
   if (after) {
     const [channels, h, w] = after.shape;
@@ -284,7 +294,7 @@ function layerRunners(engine: Engine, model: EngineModel, layer: number, jobs: J
         release: () => engine.release(after.suffix.id),
       };
     });
-    return { prefix: after.prefix, runners };
+    return { prefix: after.prefix, after, runners };
   }
   const before = splitAtConv(model, layer);
   const target = before ? before.suffix : model;
@@ -299,9 +309,19 @@ function layerRunners(engine: Engine, model: EngineModel, layer: number, jobs: J
 }
 
 /**
+ * Split values of earlier layers kept for every evaluation batch (within a byte budget), so that a later
+ * layer's prefix starts from them instead of from the input.
+ */
+interface Held {
+  value: string;
+  rows: Float32Array[];
+}
+
+/**
  * Every configuration of one layer over the evaluation images, batch by batch: the part of the model
- * before the pruned channels runs once per batch, then each distinct job's rest. Yields the images
- * accounted for (every run of every configuration, computed or not).
+ * before the pruned channels runs once per batch (from `held` where it can), then each distinct job's
+ * rest. Yields the images accounted for (every run of every configuration, computed or not); returns the
+ * accuracies and, where `holdBytes` allows, this layer's split value for every batch.
  */
 async function* evaluateLayer(
   engine: Engine,
@@ -311,29 +331,40 @@ async function* evaluateLayer(
   set: EvalSet,
   baseline: Accuracy,
   silent: Set<number>,
+  held: Held | undefined,
+  holdBytes: number,
   signal?: AbortSignal,
-): AsyncGenerator<number, Accuracy[][]> {
+): AsyncGenerator<number, { accuracies: Accuracy[][]; held?: Held }> {
   const jobs = planJobs(configs, silent);
-  const { prefix, runners } = layerRunners(engine, model, layer, jobs, silent);
+  const { prefix, after, runners } = layerRunners(engine, model, layer, jobs, silent);
+  const fromHeld = after && held ? segmentBetween(model, held.value, after.value) : undefined;
+  const hold = after && set.count * after.shape.reduce((a, b) => a * b, 1) * 4 <= holdBytes ? { value: after.value, rows: [] as Float32Array[] } : undefined;
   const tallies = jobs.map(() => new AccuracyTally(set.classes));
   const runCount = configs.reduce((n, c) => n + c.runs.length, 0);
   try {
+    let batch = 0;
     for await (const b of set.batches(signal)) {
       throwIfAborted(signal);
-      const shared = prefix && jobs.length > 0 ? await engine.forward(prefix, b.input, b.n, { signal }) : undefined;
+      let shared: Float32Array | undefined;
+      if (prefix && (jobs.length > 0 || hold)) {
+        shared = fromHeld ? await engine.forward(fromHeld, held!.rows[batch], b.n, { signal }) : await engine.forward(prefix, b.input, b.n, { signal });
+      }
+      if (hold && shared) hold.rows.push(shared);
       for (const [i, runner] of runners.entries()) tallies[i].add(await runner.run(b, shared, signal), b.labels, b.n);
+      batch++;
       yield runCount * b.n;
     }
   } finally {
-    await Promise.all([...runners.map((r) => r.release()), ...(prefix ? [engine.release(prefix.id)] : [])]);
+    const models = [...(prefix ? [prefix.id] : []), ...(fromHeld ? [fromHeld.id] : [])];
+    await Promise.all([...runners.map((r) => r.release()), ...models.map((id) => engine.release(id))]);
   }
   // Runs that no job stands for zero only silent channels: the baseline's accuracy, exactly.
-  const out: Accuracy[][] = configs.map((c) => c.runs.map(() => baseline));
+  const accuracies: Accuracy[][] = configs.map((c) => c.runs.map(() => baseline));
   jobs.forEach((job, j) => {
     const acc = tallies[j].result();
-    for (const [i, r] of job.runs) out[i][r] = acc;
+    for (const [i, r] of job.runs) accuracies[i][r] = acc;
   });
-  return out;
+  return { accuracies, held: hold };
 }
 
 export async function* prune(opts: PruneOptions): AsyncGenerator<PruneEvent> {
@@ -348,6 +379,8 @@ export async function* prune(opts: PruneOptions): AsyncGenerator<PruneEvent> {
   yield { kind: 'baseline', baseline, done, total };
 
   const silent = await silentChannels(engine, model, set, r.layers, signal);
+  const holdBytes = opts.heldActivationBytes ?? DEFAULT_HELD_ACTIVATION_BYTES;
+  let held: Held | undefined;
 
   let apoz: Map<number, Float64Array> | undefined;
   if (r.criteria.includes('apoz')) {
@@ -370,8 +403,8 @@ export async function* prune(opts: PruneOptions): AsyncGenerator<PruneEvent> {
         configs.push({ criterion, fraction, runs: orders.map((o) => o.slice(0, count)) });
       }
     }
-    const running = evaluateLayer(engine, model, layer, configs, set, baseline, silent.get(layer) ?? new Set(), signal);
-    let step: IteratorResult<number, Accuracy[][]>;
+    const running = evaluateLayer(engine, model, layer, configs, set, baseline, silent.get(layer) ?? new Set(), held, holdBytes, signal);
+    let step: IteratorResult<number, { accuracies: Accuracy[][]; held?: Held }>;
     try {
       step = await running.next();
       while (!step.done) {
@@ -382,9 +415,10 @@ export async function* prune(opts: PruneOptions): AsyncGenerator<PruneEvent> {
     } finally {
       // A consumer that stops at a yield (client cancel, deadline) must still let evaluateLayer
       // release the split prefix/suffix models it holds.
-      await running.return([]);
+      await running.return({ accuracies: [] });
     }
-    const accuracies = step.value;
+    const { accuracies } = step.value;
+    held = step.value.held ?? held;
     for (const [i, c] of configs.entries()) {
       const runs = accuracies[i];
       const { mean, std } = meanStd(runs.map((a) => a.accuracy));

@@ -33,6 +33,22 @@ function someKept(channels: number): number[] {
   return Array.from({ length: channels }, (_, c) => c).filter((c) => c % 3 !== 1 && c !== channels - 1);
 }
 
+/** The real engine, with the ids of the models it is asked to run forward recorded. */
+function countingForward(real: Engine, ids: Set<string>): Engine {
+  return new Proxy(real, {
+    get(target, prop, receiver) {
+      if (prop === 'forward') {
+        return (m: EngineModel, ...rest: Parameters<Engine['forward']> extends [EngineModel, ...infer R] ? R : never) => {
+          ids.add(m.id);
+          return target.forward(m, ...rest);
+        };
+      }
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
 function relErr(a: Float32Array, b: Float32Array): number {
   let m = 0;
   for (const v of b) m = Math.max(m, Math.abs(v));
@@ -135,6 +151,56 @@ describe('pruning: split after a conv, suffix without the dropped channels (chec
   });
 });
 
+describe('pruning: a sweep over consecutive layers starts each prefix from the previous layer\'s held split value', function () {
+  this.timeout(300_000);
+
+  it('bundled MNIST CNN, layers 0-2: equal to the masked model for every layer, and to a sweep that holds nothing', async () => {
+    const engines = createEngines({ onnxruntime: { workers: 2 }, log: () => undefined });
+    try {
+      await engines.ready();
+      const model = loadOnnxModel(BUNDLED_MODEL);
+      const n = 300;
+      const mnist = await openIdx({ name: 'mnist', dir: MNIST_DIR, displayPath: 'mnist' });
+      const sweep = async (heldActivationBytes: number, ids: Set<string>): Promise<Array<{ layer: number; accuracy: number; pruned: number[] }>> => {
+        const out: Array<{ layer: number; accuracy: number; pruned: number[] }> = [];
+        for await (const e of prune({
+          engine: countingForward(engines.onnxruntime, ids),
+          model,
+          dataset: mnist,
+          split: 'test',
+          preprocessing: { scale: 1 / 255, mean: [MNIST_MEAN], std: [MNIST_STD], channelOrder: 'rgb', fit: 'pad' },
+          inputShape: [1, 28, 28],
+          limit: n,
+          batchSize: 128,
+          layers: [0, 1, 2],
+          criteria: ['random'],
+          randomSeeds: 1,
+          fractions: [0.5],
+          heldActivationBytes,
+        })) {
+          if (e.kind === 'result') out.push({ layer: e.result.layer, accuracy: e.result.accuracy, pruned: e.result.pruned });
+        }
+        return out;
+      };
+      const heldIds = new Set<string>();
+      const plainIds = new Set<string>();
+      const held = await sweep(64 * 1024 * 1024, heldIds);
+      const plain = await sweep(0, plainIds);
+      assert.deepEqual(held, plain);
+      assert.equal([...heldIds].filter((id) => id.includes('#from-')).length, 2, 'layers 1 and 2 start from the held values of layers 0 and 1');
+      assert.equal([...plainIds].filter((id) => id.includes('#from-')).length, 0);
+      const { images, labels } = mnistTestImages(n);
+      for (const r of held) {
+        const logits = await engines.onnxruntime.forward(model, images, n, { mask: new Map([[r.layer, Uint32Array.from(r.pruned)]]) });
+        assert.equal(r.accuracy, plainAccuracy(logits, labels, 10).accuracy, `layer ${r.layer}`);
+      }
+      console.log(`      ${held.map((r) => `layer ${r.layer}: ${r.accuracy.toFixed(4)}`).join(', ')}`);
+    } finally {
+      await engines.close();
+    }
+  });
+});
+
 describe('pruning: channels silent on the evaluation images', function () {
   this.timeout(300_000);
   let engines: Engines;
@@ -191,21 +257,8 @@ describe('pruning: channels silent on the evaluation images', function () {
       fractions: [silent.length / channels, 0.5],
       randomSeeds: 2,
     };
-    // The real engine, with the models it is asked to run forward counted.
     const forwardIds = new Set<string>();
-    const real = engines.onnxruntime;
-    const counting = new Proxy(real, {
-      get(target, prop, receiver) {
-        if (prop === 'forward') {
-          return (m: EngineModel, ...rest: Parameters<Engine['forward']> extends [EngineModel, ...infer R] ? R : never) => {
-            forwardIds.add(m.id);
-            return target.forward(m, ...rest);
-          };
-        }
-        const v = Reflect.get(target, prop, receiver) as unknown;
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
-    });
+    const counting = countingForward(engines.onnxruntime, forwardIds);
     const events: PruneEvent[] = [];
     for await (const e of prune({ ...opts, engine: counting })) events.push(e);
     const baseline = events[0]!.kind === 'baseline' ? events[0]!.baseline : undefined;
