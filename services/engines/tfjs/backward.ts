@@ -52,8 +52,8 @@ export function prepareBackward(
     keep.add(n.output);
   }
   const values = runForward(pm, x, { keep, until: targetValue });
+  const aux = new Map<string, tf.Tensor[]>();
   try {
-    const aux = new Map<string, tf.Tensor[]>();
     for (let i = 0; i <= last; i++) {
       const n = g.nodes[i]!;
       if (!live.has(n.output)) continue;
@@ -63,6 +63,9 @@ export function prepareBackward(
     const target = values.get(targetValue)!;
     values.delete(targetValue);
     return { last, rule, convMode, live, aux, target };
+  } catch (e) {
+    for (const ts of aux.values()) ts.forEach((t) => t.dispose());
+    throw e;
   } finally {
     for (const t of values.values()) t.dispose();
   }

@@ -107,11 +107,8 @@ export class TfjsEngine implements Engine {
       try {
         await this.eachChunk(n, forwardRowBytes(g), opts?.signal, async (c) => {
           const x = fromNchw(this.rows(model, input, c), c.end - c.start, g.input.shape);
-          const values = runForward(pm, x, { keep: new Set([g.output]), masks: maskTensors });
-          x.dispose();
-          const logits = values.get(g.output)!;
-          out.set(await logits.data<'float32'>(), c.start * model.classes);
-          logits.dispose();
+          const values = disposingAfter(x, () => runForward(pm, x, { keep: new Set([g.output]), masks: maskTensors }));
+          out.set(await readAndDispose(values.get(g.output)!), c.start * model.classes);
         });
       } finally {
         maskTensors.forEach((t) => t.dispose());
@@ -143,8 +140,7 @@ export class TfjsEngine implements Engine {
       try {
         await this.eachChunk(n, forwardRowBytes(g), opts?.signal, async (c) => {
           const x = fromNchw(this.rows(model, input, c), c.end - c.start, g.input.shape);
-          const values = runForward(pm, x, { keep: new Set(actValues), masks: maskTensors });
-          x.dispose();
+          const values = disposingAfter(x, () => runForward(pm, x, { keep: new Set(actValues), masks: maskTensors }));
           try {
             for (let i = 0; i < requested.length; i++) {
               const a = values.get(actValues[i]!)!;
@@ -153,10 +149,13 @@ export class TfjsEngine implements Engine {
                 tf.Tensor,
               ];
               const r = results[i]!;
-              r.mean.set(await mean.data<'float32'>(), c.start * r.channels);
-              r.zeroFraction.set(await zero.data<'float32'>(), c.start * r.channels);
-              mean.dispose();
-              zero.dispose();
+              try {
+                r.mean.set(await mean.data<'float32'>(), c.start * r.channels);
+                r.zeroFraction.set(await zero.data<'float32'>(), c.start * r.channels);
+              } finally {
+                mean.dispose();
+                zero.dispose();
+              }
             }
           } finally {
             values.forEach((t) => t.dispose());
@@ -209,12 +208,9 @@ export class TfjsEngine implements Engine {
             const onehot = tf.cast(tf.oneHot(ids, model.classes), 'float32');
             return tf.reshape(onehot, layoutShape(c.end - c.start, pm.shape(g.output)));
           });
-          const gi = runBackward(pm, pass, seed);
-          seed.dispose();
-          const nchw = toNchw(gi, g.input.shape);
-          gi.dispose();
-          out.set(await nchw.data<'float32'>(), c.start * per);
-          nchw.dispose();
+          const gi = disposingAfter(seed, () => runBackward(pm, pass, seed));
+          const nchw = disposingAfter(gi, () => toNchw(gi, g.input.shape));
+          out.set(await readAndDispose(nchw), c.start * per);
         });
       } finally {
         disposeBackward(pass);
@@ -280,5 +276,23 @@ export class TfjsEngine implements Engine {
   private rows(model: EngineModel, input: Float32Array, c: Chunk): Float32Array {
     const per = sampleSize(model);
     return input.subarray(c.start * per, c.end * per);
+  }
+}
+
+/** `f()`, with `t` disposed afterwards whether or not `f` throws. */
+function disposingAfter<T>(t: tf.Tensor, f: () => T): T {
+  try {
+    return f();
+  } finally {
+    t.dispose();
+  }
+}
+
+/** The tensor's values, with the tensor disposed whether or not reading them fails. */
+async function readAndDispose(t: tf.Tensor): Promise<Float32Array> {
+  try {
+    return (await t.data<'float32'>()) as Float32Array;
+  } finally {
+    t.dispose();
   }
 }
