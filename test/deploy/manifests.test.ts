@@ -15,7 +15,7 @@ import { parseConfig, type ServerConfig } from '../../server/config';
 
 const REPO = process.cwd();
 const K8S = path.join(REPO, 'deploy', 'k8s');
-const OVERLAYS = ['cpu', 'gpu'] as const;
+const OVERLAYS = ['cpu', 'gpu', 'gpu-secure'] as const;
 const SERVER_ENV = [
   'INTROSPECT_PORT', 'INTROSPECT_METRICS_PORT', 'INTROSPECT_MODEL_ROOT', 'INTROSPECT_DATA_ROOT', 'INTROSPECT_DEVICE',
   'INTROSPECT_WORKERS', 'INTROSPECT_THREADS', 'INTROSPECT_CACHE_BYTES', 'INTROSPECT_LOG_LEVEL',
@@ -113,6 +113,8 @@ describe('deploy/k8s kustomize subset', function () {
 });
 
 for (const overlay of OVERLAYS) {
+  const gpu = overlay.startsWith('gpu');
+  const secure = overlay.endsWith('-secure');
   describe(`deploy/k8s/overlays/${overlay}`, function () {
     let objects: K8sObject[];
     let deployment: K8sObject;
@@ -165,21 +167,32 @@ for (const overlay of OVERLAYS) {
       const ports = list(container.ports, 'ports');
       assert.equal(ports.find((p) => p.name === 'grpc')?.containerPort, config.port);
       assert.equal(ports.find((p) => p.name === 'metrics')?.containerPort, config.metricsPort);
-      assert.equal(config.device, overlay === 'gpu' ? 'cuda' : 'cpu');
+      assert.equal(config.device, gpu ? 'cuda' : 'cpu');
       assert.ok(config.workers !== undefined && config.intraOpThreads !== undefined);
       assert.ok(config.cacheBytes >= 1024 ** 3);
       const memoryLimit = String(obj(obj(container.resources, 'resources').limits, 'limits').memory);
       assert.match(memoryLimit, /^\d+Gi$/);
       assert.ok(config.cacheBytes < parseInt(memoryLimit, 10) * 1024 ** 3, 'the model cache fits in the memory limit');
-      assert.match(String(container.image), new RegExp(`^registry\\.example\\.com/cnn-introspect:[\\w.-]+-${overlay === 'gpu' ? 'cuda' : 'cpu'}$`));
+      assert.match(String(container.image), new RegExp(`^registry\\.example\\.com/cnn-introspect:[\\w.-]+-${gpu ? 'cuda' : 'cpu'}$`));
     });
 
-    it('probes with native gRPC health checks on the configured port, with a generous startup probe', function () {
+    it(secure ? 'probes /healthz on the plain-HTTP metrics port (kubelet gRPC probes cannot speak TLS), with a generous startup probe'
+      : 'probes with native gRPC health checks on the configured port, with a generous startup probe', function () {
       const port = config.port;
+      const metricsPort = list(container.ports, 'ports').find((p) => p.name === 'metrics')?.containerPort;
+      assert.equal(metricsPort, config.metricsPort);
       for (const name of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
         const probe = obj(container[name], name);
-        assert.deepEqual(Object.keys(probe).filter((k) => ['grpc', 'httpGet', 'tcpSocket', 'exec'].includes(k)), ['grpc'], name);
-        assert.equal(obj(probe.grpc, `${name}.grpc`).port, port, `${name} port`);
+        const kinds = Object.keys(probe).filter((k) => ['grpc', 'httpGet', 'tcpSocket', 'exec'].includes(k));
+        if (secure) {
+          assert.deepEqual(kinds, ['httpGet'], name);
+          const get = obj(probe.httpGet, `${name}.httpGet`);
+          assert.equal(get.path, '/healthz', `${name} path`);
+          assert.equal(get.port, 'metrics', `${name} port`);
+        } else {
+          assert.deepEqual(kinds, ['grpc'], name);
+          assert.equal(obj(probe.grpc, `${name}.grpc`).port, port, `${name} port`);
+        }
       }
       const startup = obj(container.startupProbe, 'startupProbe');
       const budget = Number(startup.failureThreshold) * Number(startup.periodSeconds);
@@ -239,18 +252,45 @@ for (const overlay of OVERLAYS) {
       }
     });
 
-    it(overlay === 'gpu' ? 'requests one NVIDIA GPU and lands on GPU nodes' : 'requests no GPU', function () {
+    it(gpu ? 'requests one NVIDIA GPU and lands on GPU nodes' : 'requests no GPU', function () {
       const resources = obj(container.resources, 'resources');
-      const gpu = (r: string): Json | undefined => obj(resources[r], `resources.${r}`)['nvidia.com/gpu'];
-      if (overlay === 'gpu') {
-        assert.equal(Number(gpu('requests')), 1);
-        assert.equal(Number(gpu('limits')), 1);
+      const gpuOf = (r: string): Json | undefined => obj(resources[r], `resources.${r}`)['nvidia.com/gpu'];
+      if (gpu) {
+        assert.equal(Number(gpuOf('requests')), 1);
+        assert.equal(Number(gpuOf('limits')), 1);
         const tolerations = list(podSpec.tolerations, 'tolerations');
         assert.ok(tolerations.some((t) => t.key === 'nvidia.com/gpu' && t.operator === 'Exists'));
         assert.ok(Object.keys(obj(podSpec.nodeSelector, 'nodeSelector')).some((k) => k.startsWith('nvidia.com/')));
       } else {
         assert.ok(!JSON.stringify(objects).includes('nvidia.com/gpu'));
       }
+    });
+
+    it(secure ? 'reads its bearer tokens and TLS key pair from Secrets mounted read-only where the configuration points'
+      : 'serves without authentication or TLS (the -secure overlay adds them)', function () {
+      if (!secure) {
+        assert.equal(config.authTokenFile, undefined);
+        assert.equal(config.tlsCert, undefined);
+        return;
+      }
+      const volumes = new Map(list(podSpec.volumes, 'volumes').map((v) => [v.name as string, v]));
+      const mounts = list(container.volumeMounts, 'volumeMounts');
+      const fromSecret = (file: string | undefined, secretName: string, key: string): void => {
+        assert.ok(file, `a file is configured for ${secretName}/${key}`);
+        const m = mounts.find((x) => file.startsWith(`${String(x.mountPath)}/`));
+        assert.ok(m, `${file} lies under a volume mount`);
+        assert.equal(m.readOnly, true, `${file} is mounted read-only`);
+        const secret = obj(volumes.get(m.name as string)?.secret, `volume ${String(m.name)} is a Secret`);
+        assert.equal(secret.secretName, secretName);
+        const item = list(secret.items, 'items').find((i) => i.path === file.slice(String(m.mountPath).length + 1));
+        assert.ok(item, `${file} is projected from the Secret`);
+        assert.equal(item.key, key);
+        assert.equal(Number(secret.defaultMode) & 0o007, 0, 'not readable by others');
+        assert.ok((Number(secret.defaultMode) & 0o040) !== 0, 'readable by the pod\'s fsGroup');
+      };
+      fromSecret(config.authTokenFile, 'cnn-introspect-auth', 'tokens');
+      fromSecret(config.tlsCert, 'cnn-introspect-tls', 'tls.crt');
+      fromSecret(config.tlsKey, 'cnn-introspect-tls', 'tls.key');
     });
   });
 }
