@@ -2,7 +2,7 @@
  * Guided backprop speed of the attribution graphs (services/graph/backward.ts) on onnxruntime CPU:
  * every conv channel of a model for one image, one session per layer, 1 intra-op thread.
  *
- *   node dist/bench/graph-gbp.js [model=vgg11_cifar10] [chunk=all|N] [form=auto|conv_transpose|flipped_conv|dense]
+ *   node dist/bench/graph-gbp.js [model=vgg11_cifar10] [chunk=all|N] [form=auto|conv_transpose|flipped_conv|dense|packed]
  *
  * Prints per-layer and total seconds (session creation reported apart), and the time of one batched run
  * of 64 channels of layer 4 (DESIGN.md quotes ~109 ms for that on this class of machine). Both wall
