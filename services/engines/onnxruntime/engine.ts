@@ -62,8 +62,9 @@ export class OnnxRuntimeEngine implements Engine {
     const cores = Math.max(1, os.availableParallelism());
     const device = opts.device ?? 'cpu';
     if (device !== 'cpu' && device !== 'cuda') throw invalidArgument(`unknown onnxruntime device ${String(device)}`);
-    // CPU: one single-threaded worker per core scaled best here (2 cores: 2×1 took 6.4 s for all 2,752 VGG11
-    // GBP channels, 1×2 8.6 s, 1×1 9.6 s); more than 4 copies of every session costs memory, so larger machines
+    // CPU: one single-threaded worker per core scaled best here (2 cores, all 2,752 VGG11 GBP channels, with
+    // the graphs of the time: 2×1 6.4 s, 1×2 8.6 s, 1×1 9.6 s; with today's graphs 2×1 4.4 s, 1×1 7.9 s;
+    // see the README's benchmarks); more than 4 copies of every session costs memory, so larger machines
     // get 4 workers with several threads each. CUDA: one worker feeds the GPU.
     const defaultWorkers = device === 'cuda' ? 1 : Math.min(cores, 4);
     this.workers = positiveInt(opts.workers ?? defaultWorkers, 'workers');
