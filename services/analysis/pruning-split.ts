@@ -6,7 +6,7 @@
  * connection across conv j, or conv j reading the input) there is none and the whole model runs.
  */
 import type { EngineModel } from '../engines/engine';
-import type { IrGraph } from '../graph/ir';
+import type { IrGraph, IrNode } from '../graph/ir';
 import { keepInputChannels, zeroPreserving } from '../graph/keep-channels';
 import { consumers } from '../graph/ir-util';
 import { convLayers } from '../graph/layers';
@@ -18,6 +18,16 @@ export interface SplitModel {
   suffix: EngineModel;
   /** Conv `layer`'s index among the suffix's conv layers (the mask's key there). */
   suffixLayer: number;
+}
+
+/** Whether `nodes`, run in order, read only `from` and their own outputs, and produce `out`. */
+function closedOver(nodes: IrNode[], from: string, out: string): boolean {
+  const known = new Set([from]);
+  for (const n of nodes) {
+    if (!n.inputs.every((v) => known.has(v))) return false;
+    known.add(n.output);
+  }
+  return known.has(out);
 }
 
 export function splitAtConv(model: EngineModel, layer: number): SplitModel | undefined {
@@ -32,12 +42,7 @@ export function splitAtConv(model: EngineModel, layer: number): SplitModel | und
   if (producer < 0 || producer >= at) return undefined;
   const prefixNodes = g.nodes.slice(0, producer + 1);
   const suffixNodes = g.nodes.slice(producer + 1);
-  const known = new Set([cut]);
-  for (const n of suffixNodes) {
-    if (!n.inputs.every((v) => known.has(v))) return undefined;
-    known.add(n.output);
-  }
-  if (!known.has(g.output)) return undefined;
+  if (!closedOver(suffixNodes, cut, g.output)) return undefined;
   const cutShape = g.shapes.get(cut);
   if (!cutShape) return undefined;
   const prefixGraph: IrGraph = { input: g.input, output: cut, nodes: prefixNodes, weights: g.weights, shapes: g.shapes };
@@ -88,12 +93,7 @@ export function splitAfterConv(model: EngineModel, layer: number): SplitAfter | 
   if (!shape || shape.length !== 3) return undefined;
   const prefixNodes = g.nodes.slice(0, last + 1);
   const suffixNodes = g.nodes.slice(last + 1);
-  const known = new Set([value]);
-  for (const n of suffixNodes) {
-    if (!n.inputs.every((v) => known.has(v))) return undefined;
-    known.add(n.output);
-  }
-  if (!known.has(g.output)) return undefined;
+  if (!closedOver(suffixNodes, value, g.output)) return undefined;
   const prefixGraph: IrGraph = { input: g.input, output: value, nodes: prefixNodes, weights: g.weights, shapes: g.shapes };
   const suffixGraph: IrGraph = { input: { name: value, shape: [...shape] }, output: g.output, nodes: suffixNodes, weights: g.weights, shapes: g.shapes };
   return {
@@ -121,11 +121,7 @@ export function segmentBetween(model: EngineModel, from: string, to: string): En
   const end = g.nodes.findIndex((n) => n.output === to);
   if (start < 0 || end <= start) return undefined;
   const nodes = g.nodes.slice(start + 1, end + 1);
-  const known = new Set([from]);
-  for (const n of nodes) {
-    if (!n.inputs.every((v) => known.has(v))) return undefined;
-    known.add(n.output);
-  }
+  if (!closedOver(nodes, from, to)) return undefined;
   const fromShape = g.shapes.get(from);
   const toShape = g.shapes.get(to);
   if (!fromShape || !toShape) return undefined;
