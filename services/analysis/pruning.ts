@@ -6,8 +6,9 @@
  * What does not change is computed once: the evaluation images (read and preprocessed once, held in
  * memory within a budget), the network up to and including the pruned layer's activation and pooling
  * (run once per batch for all of that layer's configurations where the graph splits there,
- * ./pruning-split.ts, and started from an earlier layer's split value where that fits a second budget), the L1 norms, the APoZ statistics of every layer (one pass over `apozImages`
- * train images for all layers together), and the similarity values (given by the caller, computed once
+ * ./pruning-split.ts, and started from an earlier layer's split value where that fits a second
+ * budget), the L1 norms, the APoZ statistics of every layer (one pass over `apozImages` train images
+ * for all layers together), and the similarity values (given by the caller, computed once
  * by the similarity service). Each configuration then runs only the rest of the network, without the
  * pruned channels: the next conv reads fewer input channels (../graph/keep-channels.ts). Channels that
  * are silent (0 after the ReLU) on every evaluation image are found in one pass and dropped too; a
@@ -175,7 +176,6 @@ async function evaluateBaseline(engine: Engine, model: EngineModel, set: EvalSet
   }
   return tally.result();
 }
-
 
 /**
  * Split values of earlier layers kept for every evaluation batch (within a byte budget), so that a later
