@@ -11,6 +11,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ModelProto } from '../../services/graph/generated/onnx/onnx';
+import { importOnnx } from '../../services/graph/onnx-import';
+import { convLayers, parameterCount } from '../../services/graph/layers';
 
 const PYTHON = '/usr/bin/python3';
 const REPO = process.cwd();
@@ -80,4 +82,43 @@ describe('scripts/train/train.py', function () {
       await session.release();
     }
   });
+
+  for (const arch of [
+    { name: 'alexnet', widths: [64, 192, 384, 256, 256] },
+    { name: 'vgg11', widths: [64, 128, 256, 256, 512, 512, 512, 512] },
+  ]) {
+    it(`builds the thesis' ${arch.name} for 32×32 (MNIST zero-padded), trains a few batches, exports a model the service imports with those conv widths; onnxruntime matches the sidecar`, async function () {
+      this.timeout(300_000);
+      const out = path.join(dir, `${arch.name}.onnx`);
+      const n = 200;
+      const r = spawnSync(PYTHON, ['scripts/train/train.py', '--arch', arch.name, '--dataset', 'mnist', '--epochs', '1', '--train-limit', '256',
+        '--batch-size', '64', '--threads', '1', '--test-limit', String(n), '--out', out], { encoding: 'utf8', cwd: REPO });
+      assert.equal(r.status, 0, r.stderr.slice(-2000));
+      const sidecar = JSON.parse(fs.readFileSync(path.join(dir, `${arch.name}.json`), 'utf8')) as {
+        input: { name: string; shape: (number | null)[] }; output: { name: string }; test_accuracy: number; parameters: number;
+      };
+      assert.deepEqual(sidecar.input.shape, [null, 1, 32, 32]);
+      const g = importOnnx(fs.readFileSync(out));
+      assert.deepEqual(convLayers(g).map((l) => l.channels), arch.widths);
+      assert.equal(parameterCount(g), sidecar.parameters, 'the sidecar counts the parameters the file holds');
+
+      // MNIST zero-padded by 2 to 32×32, pixels / 255 (the thesis models' input), read here with a loop.
+      const images = idxBody(path.join(MNIST, 't10k-images-idx3-ubyte'), 16);
+      const labels = idxBody(path.join(MNIST, 't10k-labels-idx1-ubyte'), 8);
+      const x = new Float32Array(n * 1024);
+      for (let i = 0; i < n; i++) for (let y = 0; y < 28; y++) for (let c = 0; c < 28; c++) x[i * 1024 + (y + 2) * 32 + c + 2] = images[i * 784 + y * 28 + c] / 255;
+      const session = await ort.InferenceSession.create(out);
+      try {
+        const logits = (await session.run({ [sidecar.input.name]: new ort.Tensor('float32', x, [n, 1, 32, 32]) }))[sidecar.output.name].data as Float32Array;
+        let correct = 0;
+        for (let i = 0; i < n; i++) {
+          const row = Array.from(logits.subarray(i * 10, i * 10 + 10));
+          if (row.indexOf(Math.max(...row)) === labels[i]) correct++;
+        }
+        assert.ok(Math.abs(correct / n - sidecar.test_accuracy) <= 1 / n + 1e-9, `onnxruntime ${correct / n} vs PyTorch ${sidecar.test_accuracy}`);
+      } finally {
+        await session.release();
+      }
+    });
+  }
 });
