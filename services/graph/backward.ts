@@ -50,12 +50,12 @@ export interface AttributionExportOptions {
   convBackward?: ConvBackwardForm;
 }
 
-const BACKWARD_OPSET = 16;
+const BACKWARD_OPSET = 16; // ScatterElements with reduction
 /**
  * `auto` packs a batch side by side (packedConv) for convs on maps at most this wide. VGG11 on ORT CPU, one
  * thread, 64 rows a run: the 4×4 layers' backward 10–15% faster; packing the 8×8 layers too lost.
  */
-const PACKED_MAX_WIDTH = 4; // ScatterElements with reduction
+const PACKED_MAX_WIDTH = 4;
 
 export function exportAttribution(
   g: IrGraph,
@@ -135,36 +135,34 @@ class AttributionBuilder {
     for (const n of nodes) if (n.inputs.some((v) => live.has(v))) live.add(n.output);
     if (!live.has(target)) throw invalidArgument('the attribution target does not depend on the input');
 
-    // seed
-    const grads = new Map<string, string[]>();
-    const tShape = this.shape(target);
-    let seed: string;
-    if (seedKind === 'logit') {
-      seed = tShape.length === 1 ? select : b.node('Reshape', [select, b.ints('seed_shape', [-1, ...tShape])]);
-    } else {
-      const z = this.fwd.get(target) as string;
-      const s = seedKind === 'abs_sum' ? b.node('Sign', [z]) : this.positive(z);
-      const axes = tShape.slice(1).map((_, i) => i + 2);
-      const sel = axes.length ? b.node('Unsqueeze', [select, b.ints('axes', axes)]) : select;
-      seed = b.node('Mul', [sel, s]);
-    }
-    grads.set(target, [seed]);
-
     // backward
     const producers = new Map(nodes.map((n) => [n.output, n]));
     const uses = new Map<string, number>();
     for (const n of nodes) for (const v of n.inputs) uses.set(v, (uses.get(v) ?? 0) + 1);
     const done = new Set<IrNode>();
+    const grads = new Map<string, string[]>();
     const add = (v: string, gx: string): void => {
       if (live.has(v)) grads.set(v, [...(grads.get(v) ?? []), gx]);
     };
+
+    // seed
+    const tShape = this.shape(target);
     const targetConv = producers.get(target);
-    if (seedKind !== 'logit' && targetConv && this.seedThroughConvOk(targetConv)) {
-      // The seed rows are select-weighted channels of one map: through the target's own conv as a
-      // per-channel product computed once, then one [B, C] x [C, Cin*H*W] MatMul (seedThroughConv).
+    if (seedKind === 'logit') {
+      grads.set(target, [tShape.length === 1 ? select : b.node('Reshape', [select, b.ints('seed_shape', [-1, ...tShape])])]);
+    } else {
       const z = this.fwd.get(target) as string;
-      done.add(targetConv);
-      add(targetConv.inputs[0], this.seedThroughConv(targetConv, seedKind === 'abs_sum' ? b.node('Sign', [z]) : this.positive(z), select));
+      const s = seedKind === 'abs_sum' ? b.node('Sign', [z]) : this.positive(z);
+      if (targetConv && this.seedThroughConvOk(targetConv)) {
+        // The seed rows are select-weighted channels of one map: through the target's own conv as a
+        // per-channel product computed once, then one [B, C] x [C, Cin*H*W] MatMul (seedThroughConv).
+        done.add(targetConv);
+        add(targetConv.inputs[0], this.seedThroughConv(targetConv, s, select));
+      } else {
+        const axes = tShape.slice(1).map((_, i) => i + 2);
+        const sel = axes.length ? b.node('Unsqueeze', [select, b.ints('axes', axes)]) : select;
+        grads.set(target, [b.node('Mul', [sel, s])]);
+      }
     }
     for (let i = nodes.length - 1; i >= 0; i--) {
       const n = nodes[i];
