@@ -30,6 +30,12 @@ Options:
     --cifar-dir DIR                     CIFAR-10 binary version (data_batch_*.bin, test_batch.bin);
                                         default ../shared/datasets/cifar-10-batches-bin
     --train-limit N, --test-limit N     only the first N images of each split (quick smoke runs)
+    --checkpoint PATH                   after every epoch, save the model, optimizer, learning-rate
+                                        schedule, random-number states and log to PATH; a run started
+                                        with a PATH that exists resumes after its last epoch and ends
+                                        bit-identical to an uninterrupted run. With the constant schedule
+                                        a checkpoint may be resumed with more --epochs than it was made
+                                        with (extend a run); every other setting must match.
     --out PATH.onnx                     default models/mnist_cnn.onnx for small/mnist, else
                                         models/<arch>_<dataset>.onnx; the sidecar is PATH.json
 
@@ -267,6 +273,48 @@ def evaluate(model, x, y, batch=1000):
     return total_loss / x.shape[0], round(correct.float().mean().item(), 4), per_class
 
 
+# Settings that change what a run computes; a checkpoint resumes only under the same ones.
+RUN_SETTINGS = ('arch', 'dataset', 'batch_size', 'lr', 'weight_decay', 'schedule', 'seed', 'threads', 'normalize',
+                'flip', 'train_limit', 'test_limit')
+
+
+def run_settings(a):
+    return {k: getattr(a, k) for k in RUN_SETTINGS}
+
+
+def save_checkpoint(path, a, epoch, model, opt, sched, gen, log, minutes):
+    """Writes the state after `epoch` atomically (a crash mid-write leaves the previous checkpoint)."""
+    state = {'settings': run_settings(a), 'epochs': a.epochs, 'epoch': epoch, 'model': model.state_dict(),
+             'optimizer': opt.state_dict(), 'scheduler': sched.state_dict() if sched is not None else None,
+             'generator': gen.get_state(), 'torch_rng': torch.get_rng_state(), 'numpy_rng': np.random.get_state(),
+             'log': log, 'minutes': minutes}
+    tmp = path + '.tmp'
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, a, model, opt, sched, gen):
+    """Restores a checkpoint into the fresh objects; returns (epochs done, log, minutes spent)."""
+    state = torch.load(path)
+    mismatched = {k: (v, getattr(a, k)) for k, v in state['settings'].items() if getattr(a, k) != v}
+    if mismatched:
+        text = ', '.join(f'--{k.replace("_", "-")} {now} (checkpoint: {then})' for k, (then, now) in mismatched.items())
+        raise SystemExit(f'{path}: made with other settings: {text}')
+    if a.schedule != 'constant' and state['epochs'] != a.epochs:
+        raise SystemExit(f'{path}: made for {state["epochs"]} epochs; the {a.schedule} schedule depends on the '
+                         f'length of the run, so it resumes only with --epochs {state["epochs"]}')
+    if state['epoch'] > a.epochs:
+        raise SystemExit(f'{path}: already {state["epoch"]} epochs, more than --epochs {a.epochs}')
+    model.load_state_dict(state['model'])
+    opt.load_state_dict(state['optimizer'])
+    if sched is not None:
+        sched.load_state_dict(state['scheduler'])
+    gen.set_state(state['generator'])
+    torch.set_rng_state(state['torch_rng'])
+    np.random.set_state(state['numpy_rng'])
+    return state['epoch'], state['log'], state['minutes']
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--arch', choices=['small', 'alexnet', 'vgg11'], default='small')
@@ -287,6 +335,7 @@ def parse_args(argv):
     p.add_argument('--train-limit', type=int, help='use only the first N training images (smoke tests)')
     p.add_argument('--test-limit', type=int, help='use only the first N test images (smoke tests)')
     p.add_argument('--out')
+    p.add_argument('--checkpoint', help='save after every epoch; resume from it if it exists')
     a = p.parse_args(argv)
     if a.epochs is None:
         a.epochs = 2 if a.arch == 'small' else 30
@@ -297,7 +346,7 @@ def parse_args(argv):
     if a.flip is None:
         a.flip = a.dataset == 'cifar10'
     if a.out is None:
-        name = 'mnist_cnn' if (a.arch, a.dataset) == ('small', 'mnist') else f"{a.arch}_{a.dataset.replace('-', '_')}"
+        name = 'mnist_cnn' if (a.arch, a.dataset) == ('small', 'mnist') else f'{a.arch}_{a.dataset}'
         a.out = os.path.join(REPO, 'models', name + '.onnx')
     if a.epochs < 1 or a.batch_size < 1 or a.threads < 1:
         p.error('--epochs, --batch-size and --threads must be positive')
@@ -357,9 +406,12 @@ def main(argv):
     steps = a.epochs * ((tx.shape[0] + a.batch_size - 1) // a.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if a.schedule == 'cosine' else None
 
-    log = []
+    log, done, minutes_before = [], 0, 0.0
+    if a.checkpoint and os.path.exists(a.checkpoint):
+        done, log, minutes_before = load_checkpoint(a.checkpoint, a, model, opt, sched, gen)
+        print(f'resumed from {a.checkpoint} after epoch {done}', flush=True)
     t_start = time.time()
-    for epoch in range(1, a.epochs + 1):
+    for epoch in range(done + 1, a.epochs + 1):
         t0 = time.time()
         model.train()
         order = torch.randperm(tx.shape[0], generator=gen)
@@ -386,7 +438,10 @@ def main(argv):
                     'per_class_acc': per_class, 'minutes': round(minutes, 3)})
         print(f'epoch {epoch}: train loss {loss_sum / seen:.4f}, test loss {test_loss:.4f}, '
               f'test acc {test_acc:.4f} ({minutes:.2f} min)', flush=True)
-    total_minutes = (time.time() - t_start) / 60
+        if a.checkpoint:
+            save_checkpoint(a.checkpoint, a, epoch, model, opt, sched, gen, log,
+                            minutes_before + (time.time() - t_start) / 60)
+    total_minutes = minutes_before + (time.time() - t_start) / 60
 
     model.eval()
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
@@ -413,7 +468,7 @@ def main(argv):
                   f'BatchNormalization unfolded; data: {source_text}; command: {command}',
         'command': command,
         'input': {'name': 'input', 'shape': [None, channels, side, side], 'layout': 'NCHW', 'range': range_text,
-                  'mean': mean, 'std': std},
+                  'mean': mean, 'std': std, **({'fit': 'pad'} if pad else {})},
         'output': {'name': 'logits', 'shape': [None, NUM_CLASSES], 'classes': classes},
         'test_accuracy': final['test_acc'],
         'per_class_test_accuracy': final['per_class_acc'],

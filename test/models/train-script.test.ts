@@ -83,6 +83,34 @@ describe('scripts/train/train.py', function () {
     }
   });
 
+  it('resumes from its checkpoint bit-identical to an uninterrupted run (AlexNet, so the dropout random state too), and refuses a checkpoint made with other settings', function () {
+    this.timeout(300_000);
+    const common = ['scripts/train/train.py', '--arch', 'alexnet', '--dataset', 'mnist', '--train-limit', '128', '--test-limit', '50',
+      '--batch-size', '32', '--threads', '1'];
+    const train = (extra: string[]): ReturnType<typeof spawnSync> => spawnSync(PYTHON, [...common, ...extra], { encoding: 'utf8', cwd: REPO });
+    const whole = path.join(dir, 'whole.onnx');
+    const parts = path.join(dir, 'parts.onnx');
+    const checkpoint = path.join(dir, 'parts.pt');
+    let r = train(['--epochs', '2', '--out', whole]);
+    assert.equal(r.status, 0, String(r.stderr).slice(-2000));
+    r = train(['--epochs', '1', '--out', parts, '--checkpoint', checkpoint]);
+    assert.equal(r.status, 0, String(r.stderr).slice(-2000));
+    assert.ok(!fs.readFileSync(whole).equals(fs.readFileSync(parts)), 'one epoch differs from two');
+    r = train(['--epochs', '2', '--out', parts, '--checkpoint', checkpoint]);
+    assert.equal(r.status, 0, String(r.stderr).slice(-2000));
+    assert.match(String(r.stdout), /resumed from .*parts\.pt after epoch 1/);
+    assert.ok(fs.readFileSync(whole).equals(fs.readFileSync(parts)), 'resumed run = uninterrupted run, byte for byte');
+    const log = (JSON.parse(fs.readFileSync(path.join(dir, 'parts.json'), 'utf8')) as { training_log: { epoch: number }[] }).training_log;
+    assert.deepEqual(log.map((e) => e.epoch), [1, 2]);
+
+    r = train(['--epochs', '3', '--seed', '7', '--out', parts, '--checkpoint', checkpoint]);
+    assert.equal(r.status, 1);
+    assert.match(String(r.stderr), /made with other settings: --seed 7 \(checkpoint: 0\)/);
+    r = train(['--epochs', '1', '--out', parts, '--checkpoint', checkpoint]);
+    assert.equal(r.status, 1);
+    assert.match(String(r.stderr), /already 2 epochs, more than --epochs 1/);
+  });
+
   for (const arch of [
     { name: 'alexnet', widths: [64, 192, 384, 256, 256] },
     { name: 'vgg11', widths: [64, 128, 256, 256, 512, 512, 512, 512] },
