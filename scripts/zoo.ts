@@ -13,6 +13,7 @@
  *
  * Flags: --dir DIR (default $INTROSPECT_ZOO or <repo>/out/zoo), --only a,b (zoo names, default all),
  * --epochs N (default 30, the thesis), --threads N (training threads, default 2), --verify-only,
+ * --train-shared (train the models the shared folder holds as well, e.g. its 1-epoch vgg11_mnist),
  * --train-limit N / --test-limit N (first N images; smoke runs), --cifar-dir DIR (default
  * <shared>/datasets/cifar-10-batches-bin). Serve the zoo with INTROSPECT_MODEL_ROOT=<dir>.
  */
@@ -32,6 +33,8 @@ export interface ZooOptions {
   epochs: number;
   threads: number;
   verifyOnly: boolean;
+  /** Train the models the shared folder holds too (into the zoo folder, which then wins). */
+  trainShared: boolean;
   trainLimit?: number;
   testLimit?: number;
   cifarDir: string;
@@ -46,6 +49,7 @@ export function parseZooOptions(argv: string[], env: NodeJS.ProcessEnv = process
     epochs: 30,
     threads: 2,
     verifyOnly: false,
+    trainShared: false,
     cifarDir: path.join(shared, 'datasets', 'cifar-10-batches-bin'),
     shared,
   };
@@ -70,11 +74,13 @@ export function parseZooOptions(argv: string[], env: NodeJS.ProcessEnv = process
       case '--test-limit': o.testLimit = positive(flag, value()); break;
       case '--cifar-dir': o.cifarDir = path.resolve(value()); break;
       case '--verify-only': o.verifyOnly = true; break;
+      case '--train-shared': o.trainShared = true; break;
       default:
-        throw new Error(`unknown argument '${flag}' (flags: --dir --only --epochs --threads --verify-only --train-limit --test-limit --cifar-dir)`);
+        throw new Error(`unknown argument '${flag}' (flags: --dir --only --epochs --threads --verify-only --train-shared --train-limit --test-limit --cifar-dir)`);
     }
   }
   selectEntries(o.only); // names checked before anything runs
+  if (o.verifyOnly && o.trainShared) throw new Error('--verify-only trains nothing; --train-shared cannot go with it');
   return o;
 }
 
@@ -82,7 +88,7 @@ export async function runZoo(o: ZooOptions, say: (s: string) => void): Promise<b
   const sharedModels = path.join(o.shared, 'models');
   const placements: Placement[] = [];
   for (const entry of selectEntries(o.only)) {
-    const p = place(entry, o.dir, fs.existsSync(sharedModels) ? sharedModels : undefined);
+    const p = place(entry, o.dir, fs.existsSync(sharedModels) && !o.trainShared ? sharedModels : undefined);
     if (entry.dataset === 'cifar10' && !fs.existsSync(o.cifarDir)) {
       say(`${entry.name}: skipped, CIFAR-10 is not at ${o.cifarDir} (--cifar-dir, or INTROSPECT_SHARED)`);
       continue;

@@ -12,13 +12,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ZooRow } from '../../scripts/zoo/report';
 import { parseZooOptions } from '../../scripts/zoo';
+import { place, ZOO } from '../../scripts/zoo/catalogue';
 import { SHARED, needShared } from '../support/shared';
 
 const PYTHON = '/usr/bin/python3';
-const ZOO = path.join(process.cwd(), 'dist', 'scripts', 'zoo.js');
+const ZOO_SCRIPT = path.join(process.cwd(), 'dist', 'scripts', 'zoo.js');
 
 function zoo(args: string[]): { status: number | null; out: string } {
-  const r = spawnSync(process.execPath, [ZOO, ...args], { encoding: 'utf8', env: { ...process.env, INTROSPECT_SHARED: SHARED } });
+  const r = spawnSync(process.execPath, [ZOO_SCRIPT, ...args], { encoding: 'utf8', env: { ...process.env, INTROSPECT_SHARED: SHARED } });
   return { status: r.status, out: `${r.stdout}\n${r.stderr}` };
 }
 
@@ -105,14 +106,38 @@ describe('npm run zoo', function () {
     assert.ok(row.agrees, `service ${row.serviceAccuracy} vs sidecar ${row.sidecarAccuracy}`);
     assert.ok(rows(dir).some((x) => x.name === 'alexnet_mnist'), 'the rows of models not measured this time are kept');
   });
+});
 
+describe('npm run zoo: options and placement', function () {
   it('refuses unknown models and bad flags before doing anything', function () {
     assert.throws(() => parseZooOptions(['--only', 'resnet_mnist']), /unknown zoo model 'resnet_mnist' \(known: alexnet_mnist,/);
     assert.throws(() => parseZooOptions(['--epochs', '0']), /--epochs: '0' is not a positive whole number/);
     assert.throws(() => parseZooOptions(['--epochs']), /--epochs needs a value/);
     assert.throws(() => parseZooOptions(['--fast']), /unknown argument '--fast'/);
-    const r = zoo(['--dir', dir, '--only', 'lenet_mnist']);
+    assert.throws(() => parseZooOptions(['--verify-only', '--train-shared']), /--train-shared cannot go with it/);
+    assert.deepEqual(ZOO.map((z) => z.name), ['alexnet_mnist', 'alexnet_fashion-mnist', 'alexnet_cifar10', 'vgg11_mnist', 'vgg11_fashion-mnist', 'vgg11_cifar10']);
+    const r = zoo(['--dir', os.tmpdir(), '--only', 'lenet_mnist']);
     assert.equal(r.status, 2);
     assert.match(r.out, /zoo: --only: unknown zoo model 'lenet_mnist'/);
+  });
+
+  it('takes a model from the shared folder only while the zoo folder has none of its own (or --train-shared is given)', function () {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'zoo-place-'));
+    try {
+      const zooDir = path.join(root, 'zoo');
+      const shared = path.join(root, 'shared');
+      fs.mkdirSync(zooDir);
+      fs.mkdirSync(shared);
+      fs.writeFileSync(path.join(shared, 'vgg11_mnist.onnx'), '');
+      const vgg = ZOO.find((z) => z.name === 'vgg11_mnist')!;
+      const alex = ZOO.find((z) => z.name === 'alexnet_mnist')!;
+      assert.deepEqual([place(vgg, zooDir, shared).source, place(vgg, zooDir, shared).dir], ['shared', shared]);
+      assert.deepEqual([place(alex, zooDir, shared).source, place(alex, zooDir, shared).dir], ['trained', zooDir]);
+      assert.equal(place(vgg, zooDir, undefined).source, 'trained', '--train-shared passes no shared folder');
+      fs.writeFileSync(path.join(zooDir, 'vgg11_mnist.onnx'), '');
+      assert.deepEqual([place(vgg, zooDir, shared).source, place(vgg, zooDir, shared).dir], ['trained', zooDir]);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
 });
