@@ -82,7 +82,7 @@ export function findings(r: Results): string[] {
     out.push(
       `**Curves, method ${s.method}.** Mean over classes per layer: ${m.map((v) => v.toFixed(3)).join(', ')} (layers ${li.join(', ')}); highest at layer ${li[argmax]}. ` +
         `The thesis' shape is low in layers 0–1, rising, then flat or falling in the deep layers (VGG11_CIFAR peaks at layer 3 in its fig. 5-1). ` +
-        `The rise from the first two layers: ${said(V.curveRises(m))}` +
+        `The rise from layers 0–1: ${said(V.curveRises(li, m))}` +
         `${later.length > 2 ? `; the last layer is ${m.at(-1)! < Math.max(...later) ? 'below' : 'at'} the peak` : ''}` +
         `${m.length === 8 ? `; change over layers 0–3 ${f3(m[3]! - m[0]!)}, over layers 4–7 ${f3(m[7]! - m[4]!)}` : ''}.`,
     );

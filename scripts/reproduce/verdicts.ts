@@ -59,13 +59,16 @@ export function dropOfThesisSize(rows: PruneRow[]): Verdict {
 }
 
 /**
- * Similarity curves (fig. 4-18, 5-1): low in the first two layers, then rising. `values` are the
- * mean over classes per layer, in layer order.
+ * Similarity curves (fig. 4-18, 5-1): low in conv layers 0–1, then rising. `layers` are the conv
+ * layer indices of `values` (the mean over classes per layer).
  */
-export function curveRises(values: number[]): Verdict {
-  const rule = 'held when the highest value after the first two layers is above both of the first two';
-  if (values.length < 3 || !finite(...values)) return { word: 'not measured', rule };
-  return { word: Math.max(...values.slice(2)) > Math.max(...values.slice(0, 2)) ? 'held' : 'did not hold', rule };
+export function curveRises(layers: number[], values: number[]): Verdict {
+  const rule = 'held when the highest value in conv layers 2 and up is above every value in layers 0–1';
+  const at = (keep: (l: number) => boolean): number[] => values.filter((v, i) => keep(layers[i]!) && Number.isFinite(v));
+  const early = at((l) => l <= 1);
+  const later = at((l) => l >= 2);
+  if (early.length === 0 || later.length === 0) return { word: 'not measured', rule };
+  return { word: Math.max(...later) > Math.max(...early) ? 'held' : 'did not hold', rule };
 }
 
 /** Thesis 3.3.2: method 2 (vs the class's GBP image) gives higher values than method 1, layer by layer. */

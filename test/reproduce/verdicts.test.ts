@@ -34,11 +34,14 @@ describe('reproduce: verdicts', () => {
     assert.equal(V.dropOfThesisSize(rows([[0, 0.1, 1], [7, 0.1, 1]])).word, 'not measured');
   });
 
-  it('curve rises: held exactly when the peak after layer 1 is above both of the first two layers', () => {
-    assert.equal(V.curveRises([0.1, 0.4, 0.41, 0.2]).word, 'held');
-    assert.equal(V.curveRises([0.1, 0.4, 0.4, 0.2]).word, 'did not hold', 'equal is no rise');
-    assert.equal(V.curveRises([0.288, 0.116, 0.095, 0.105]).word, 'did not hold');
-    assert.equal(V.curveRises([0.1, 0.2]).word, 'not measured');
+  it('curve rises: held exactly when the peak in layers 2 and up is above every value of layers 0–1', () => {
+    const L = [0, 1, 2, 3];
+    assert.equal(V.curveRises(L, [0.1, 0.4, 0.41, 0.2]).word, 'held');
+    assert.equal(V.curveRises(L, [0.1, 0.4, 0.4, 0.2]).word, 'did not hold', 'equal is no rise');
+    assert.equal(V.curveRises(L, [0.288, 0.116, 0.095, 0.105]).word, 'did not hold');
+    assert.equal(V.curveRises([0, 3], [0.12, 0.8]).word, 'held', 'by layer index, not position');
+    assert.equal(V.curveRises([2, 3], [0.12, 0.8]).word, 'not measured', 'no early layer');
+    assert.equal(V.curveRises([0, 1], [0.1, 0.2]).word, 'not measured');
   });
 
   it('method 2 higher: every layer, some, none', () => {
