@@ -13,6 +13,7 @@ import {
 } from '../clients/generated/introspect/v1/models';
 import type { DatasetFormatName, DatasetSummary, SplitName } from '../services/data/dataset';
 import type { PreprocessSpec } from '../services/data/preprocessing';
+import { engineRegistry } from '../services/engines';
 import type { EngineKind, EngineStatus } from '../services/engines/engine';
 import { invalidArgument } from '../services/errors';
 import type { ModelDescription } from '../services/models/info';
@@ -91,21 +92,23 @@ export function splitToWire(s: SplitName): Split {
   return s === 'train' ? Split.SPLIT_TRAIN : Split.SPLIT_TEST;
 }
 
+/**
+ * The wire enum names engines as ENGINE_<NAME>; the registry (services/engines) says which names exist.
+ * A value the registry does not know is INVALID_ARGUMENT naming the known engines.
+ */
 export function engineFromWire(e: EngineEnum, fallback: EngineKind, field = 'engine'): EngineKind {
-  switch (e) {
-    case EngineEnum.ENGINE_UNSPECIFIED:
-      return fallback;
-    case EngineEnum.ENGINE_ONNXRUNTIME:
-      return 'onnxruntime';
-    case EngineEnum.ENGINE_TFJS:
-      return 'tfjs';
-    default:
-      throw invalidArgument(`${field}: unknown engine ${String(e)}`);
+  if (e === EngineEnum.ENGINE_UNSPECIFIED) return fallback;
+  const wire = EngineEnum[e] as string | undefined;
+  const name = wire?.startsWith('ENGINE_') ? wire.slice('ENGINE_'.length).toLowerCase() : undefined;
+  if (name === undefined || !engineRegistry.has(name)) {
+    throw invalidArgument(`${field}: unknown engine ${name ?? String(e)} (known: ${engineRegistry.names().join(', ')})`);
   }
+  return name;
 }
 
 export function engineToWire(e: EngineKind): EngineEnum {
-  return e === 'onnxruntime' ? EngineEnum.ENGINE_ONNXRUNTIME : EngineEnum.ENGINE_TFJS;
+  const value = (EngineEnum as unknown as Record<string, number | undefined>)[`ENGINE_${e.toUpperCase()}`];
+  return value === undefined ? EngineEnum.UNRECOGNIZED : (value as EngineEnum);
 }
 
 /** Only the fields the request sets (unset ones come from the sidecar or the defaults). */

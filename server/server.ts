@@ -60,8 +60,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   const engines = opts.engines ?? (await startEngines(config, log));
   const app = createApp({ config, log, metrics, engines });
 
-  const heavyStreams = new HeavyStreamLimiter(config.maxHeavyStreams ?? 2 * engines.onnxruntime.workers, (method) =>
-    log.info('call refused: heavy-stream limit reached', { method, maxHeavyStreams: config.maxHeavyStreams ?? 2 * engines.onnxruntime.workers }),
+  const heavyStreams = new HeavyStreamLimiter(config.maxHeavyStreams ?? 2 * engines.workers, (method) =>
+    log.info('call refused: heavy-stream limit reached', { method, maxHeavyStreams: config.maxHeavyStreams ?? 2 * engines.workers }),
   );
   registerLimiterMetrics(metrics.registry, heavyStreams);
   // Order: metrics sees every status (refusals too), auth answers before a heavy slot is taken.

@@ -8,8 +8,8 @@
  */
 import type { SimilarityResponse } from '../../clients/generated/introspect/v1/analysis';
 import type { ClassAverage } from '../../services/analysis/averages';
-import { ResultCache, approximateBytes, cacheKey } from '../../services/analysis/cache';
-import type { Dataset } from '../../services/data/dataset';
+import { ResultCache, approximateBytes, cacheKey, keyOfDataset } from '../../services/analysis/cache';
+import type { Dataset, DatasetSummary } from '../../services/data/dataset';
 import type { LoadedModel } from '../../services/models/model';
 import type { App } from '../app';
 
@@ -46,9 +46,15 @@ export function resultKey(model: LoadedModel, dataset: Dataset | undefined, para
     modelSha256: model.sha256,
     dataset: d?.name ?? '',
     // What the images are computed from, beside the request: the model's preprocessing (a model file
-    // loaded twice may be fed differently) and where the data set's files are.
-    params: { ...params, preprocessing: model.preprocessing, inputShape: model.inputShape, data: d && { path: d.path, format: d.format } },
+    // loaded twice may be fed differently) and the data set's content identity (its files and
+    // registration, services/data/identity.ts).
+    params: { ...params, preprocessing: model.preprocessing, inputShape: model.inputShape, data: d && { path: d.path, format: d.format, identity: d.identity } },
   });
+}
+
+/** Drops every cached result on a data set (called when it is unregistered). */
+export function dropDataset(caches: AnalysisCaches, dataset: DatasetSummary): void {
+  for (const cache of [caches.averages, caches.similarity]) cache.deleteWhere((key) => keyOfDataset(key, dataset.name));
 }
 
 /** Counts one lookup of a request in the named cache. */

@@ -7,7 +7,7 @@ import type { AnalysisServiceServer } from '../../clients/generated/introspect/v
 import type { App } from '../app';
 import { serverStream, unary } from '../rpc';
 import { classAveragesStream, confidenceMatrixCall, type AnalysisDeps } from './analysis-averages';
-import { createAnalysisCaches, type AnalysisCaches } from './analysis-cache';
+import { createAnalysisCaches, dropDataset, type AnalysisCaches } from './analysis-cache';
 import { datasetExamplesStream } from './analysis-examples';
 import { neuronImagesStream } from './analysis-neurons';
 import { layerProbesStream, pruneStream } from './analysis-prune';
@@ -16,6 +16,7 @@ import { sanityCheckStream, similarityStream } from './analysis-similarity';
 export function analysisHandlers(app: App, caches: AnalysisCaches = createAnalysisCaches()): AnalysisServiceServer {
   const rpc = app.rpc;
   const deps: AnalysisDeps = { app, caches };
+  app.datasets.onUnregister((dataset) => dropDataset(caches, dataset));
   return {
     classAverages: serverStream(rpc, (req, ctx) => classAveragesStream(deps, req, ctx)),
     confidenceMatrix: unary(rpc, (req, ctx) => confidenceMatrixCall(deps, req, ctx)),
