@@ -4,6 +4,7 @@
  */
 import type { Engine, EngineModel } from '../engines/engine';
 import { throwIfAborted } from '../errors';
+import { zeroBelowZero as mapsNonPositiveToZero } from '../graph/ops';
 import type { EvalSet } from './pruning-eval';
 
 /**
@@ -27,6 +28,5 @@ export async function silentChannels(engine: Engine, model: EngineModel, set: Ev
 /** Whether conv `layer`'s activation maps every value ≤ 0 to exactly 0 (ReLU, clip from 0). */
 function zeroBelowZero(model: EngineModel, layer: number): boolean {
   const z = model.convLayers[layer].output;
-  const act = model.graph.nodes.find((n) => n.inputs[0] === z && (n.op.op === 'relu' || n.op.op === 'clip'));
-  return act !== undefined && (act.op.op === 'relu' || (act.op.op === 'clip' && act.op.min === 0));
+  return model.graph.nodes.some((n) => n.inputs[0] === z && mapsNonPositiveToZero(n.op));
 }
