@@ -22,6 +22,8 @@ const ALL_OPS: Record<OpName, true> = {
   clip: true,
   sigmoid: true,
   tanh: true,
+  hard_sigmoid: true,
+  hard_swish: true,
   affine: true,
   dense: true,
   flatten: true,

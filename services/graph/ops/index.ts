@@ -18,6 +18,8 @@ import { dense } from './dense';
 import { flatten } from './flatten';
 import { globalAvgPool } from './global-avg-pool';
 import { globalMaxPool } from './global-max-pool';
+import { hardSigmoid } from './hard-sigmoid';
+import { hardSwish } from './hard-swish';
 import { identity } from './identity';
 import { leakyRelu } from './leaky-relu';
 import { maxPool } from './max-pool';
@@ -40,6 +42,8 @@ const OPS: { readonly [K in OpName]: OpDef<K> } = {
   clip,
   sigmoid,
   tanh,
+  hard_sigmoid: hardSigmoid,
+  hard_swish: hardSwish,
   affine,
   dense,
   flatten,
