@@ -112,7 +112,7 @@ describe('engines: Keras hard_sigmoid / hard_silu through the tfjs importer', fu
     assert.ok(relativeError(await reference(hs2), want) < 1e-5, 'float64 reference vs tfjs-layers');
     const op = await expectEngines(json, 'hard_sigmoid', want);
     assert.ok(Math.abs(op.alpha! - 0.2) < 1e-12);
-    // the Python spelling, as Keras 2 writes it
+    // tfjs-layers writes keras_version 'tfjs-layers 4.x'; a model written by Keras 2 itself reads the same
     await expectEngines(variant('hard_sigmoid', '2.15.0'), 'hard_sigmoid', want);
   });
 

@@ -29,10 +29,7 @@ export const hardSigmoid = defineOp({
     HardSigmoid: (cx) =>
       cx.bindOut(cx.emit({ op: 'hard_sigmoid', alpha: cx.attrs.float('alpha', 0.2), beta: cx.attrs.float('beta', 0.5) }, [cx.dataIn(0)])),
   },
-  kerasActivations: {
-    hard_sigmoid: kerasHardSigmoid,
-    hardSigmoid: kerasHardSigmoid, // tfjs-layers' own spelling
-  },
+  kerasActivations: { hard_sigmoid: kerasHardSigmoid },
   // hard_sigmoid(0) = beta: it neither silences ≤ 0 nor keeps a zero channel zero
   traits: { activation: true },
 });
