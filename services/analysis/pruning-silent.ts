@@ -6,6 +6,7 @@
 import type { Engine, EngineModel } from '../engines/engine';
 import { consumers } from '../graph/ir-util';
 import { throwIfAborted } from '../errors';
+import { zeroBelowZero as mapsNonPositiveToZero } from '../graph/ops';
 import type { EvalSet } from './pruning-eval';
 
 /**
@@ -41,5 +42,5 @@ export function zeroingSilentIsExact(model: EngineModel, layer: number): boolean
   if (readers.length !== 1) return false;
   const act = readers[0];
   if (act.inputs.length !== 1) return false;
-  return act.op.op === 'relu' || (act.op.op === 'clip' && act.op.min === 0 && act.op.max >= 0);
+  return mapsNonPositiveToZero(act.op);
 }
