@@ -142,7 +142,7 @@ function conv(pm: PreparedModel, node: IrNode, op: ConvOp, x: tf.Tensor): tf.Ten
 }
 
 /** Geometry of a pooling window op: padding (explicit plus the ceil-mode extra) and output size. */
-export interface PoolGeometry {
+interface PoolGeometry {
   top: number;
   left: number;
   bottom: number; // explicit bottom pad + ceil-mode extra
@@ -153,7 +153,7 @@ export interface PoolGeometry {
   outW: number;
 }
 
-export function poolGeometry(op: PoolOp, inShape: Shape, outShape: Shape): PoolGeometry {
+function poolGeometry(op: PoolOp, inShape: Shape, outShape: Shape): PoolGeometry {
   const [, h, w] = inShape as [number, number, number];
   const [, outH, outW] = outShape as [number, number, number];
   const needH = (outH - 1) * op.strides[0] + op.kernel[0];
@@ -172,7 +172,7 @@ export function poolGeometry(op: PoolOp, inShape: Shape, outShape: Shape): PoolG
   };
 }
 
-export function padMap(x: tf.Tensor, geo: PoolGeometry, value: number): tf.Tensor {
+function padMap(x: tf.Tensor, geo: PoolGeometry, value: number): tf.Tensor {
   if (geo.top === 0 && geo.left === 0 && geo.bottom === 0 && geo.right === 0) return x;
   return tf.pad(x, [
     [0, 0],
@@ -190,7 +190,7 @@ function pool(pm: PreparedModel, node: IrNode, op: PoolOp, x: tf.Tensor): tf.Ten
 }
 
 /** [1, outH, outW, 1]: how many cells each average-pool window divides by. */
-export function avgPoolDivisor(pm: PreparedModel, node: IrNode, op: PoolOp, geo: PoolGeometry): tf.Tensor {
+function avgPoolDivisor(pm: PreparedModel, node: IrNode, op: PoolOp, geo: PoolGeometry): tf.Tensor {
   return pm.cachedTensor(`${node.name}#divisor`, () => {
     const [, h, w] = pm.shape(node.inputs[0]!) as [number, number, number];
     // Cells inside the image count; explicit padding counts when countIncludePad; the ceil-mode extra never.
@@ -212,7 +212,7 @@ export function avgPoolDivisor(pm: PreparedModel, node: IrNode, op: PoolOp, geo:
 }
 
 /** Per-sample [begin..., end...] pads of a value of shape `s` as paddings over tensor axes (negative = crop). */
-export function tensorPaddings(s: Shape, pads: number[]): Array<[number, number]> {
+function tensorPaddings(s: Shape, pads: number[]): Array<[number, number]> {
   const r = s.length;
   const out: Array<[number, number]> = Array.from({ length: r + 1 }, () => [0, 0] as [number, number]);
   for (let a = 0; a < r; a++) out[tensorAxis(s, a)] = [pads[a] ?? 0, pads[a + r] ?? 0];
@@ -220,7 +220,7 @@ export function tensorPaddings(s: Shape, pads: number[]): Array<[number, number]
 }
 
 /** Resolved per-sample slice → tensor begin/end/strides (clamped to the value's extent). */
-export function sliceBounds(
+function sliceBounds(
   s: Shape,
   op: { starts: number[]; ends: number[]; axes: number[]; steps: number[] },
 ): { begin: number[]; size: number[]; strides: number[] } {
@@ -254,7 +254,7 @@ function slice(x: tf.Tensor, s: Shape, op: { starts: number[]; ends: number[]; a
  * An operand of per-sample shape `s` reshaped so that tfjs broadcasting against a value of per-sample rank
  * `rank` follows the IR's (numpy, NCHW) rules: lower ranks are padded with leading 1s before the layout change.
  */
-export function broadcastable(t: tf.Tensor, s: Shape, rank: number): tf.Tensor {
+function broadcastable(t: tf.Tensor, s: Shape, rank: number): tf.Tensor {
   if (s.length === rank) return t;
   const padded = [...new Array<number>(rank - s.length).fill(1), ...s];
   return fromNchwTensor(tf.reshape(t, [t.shape[0]!, ...padded]), padded);
