@@ -1,5 +1,5 @@
 /**
- * Batched attribution graphs: one ONNX inference graph that runs the forward pass once for one image and
+ * Batched attribution graphs: one tensor graph (ONNX operator semantics; ./tensor-graph.ts) that runs the forward pass once for one image and
  * then a backward pass for B objectives at once (SPEC §2).
  *
  *   inputs  `input`  float [1, C, H, W]   the image, in the model's input space
@@ -18,6 +18,8 @@
  */
 import type { IrGraph, IrNode, PoolOp, Shape } from './ir';
 import { OnnxBuilder } from './onnx-builder';
+import { encodeOnnx } from './onnx-encode';
+import type { TensorGraph } from './tensor-graph';
 import { ForwardEmitter, poolAttrs } from './ir-to-onnx';
 import { convLayers } from './layers';
 import { ancestors } from './ir-util';
@@ -59,12 +61,23 @@ const BACKWARD_OPSET = 16; // ScatterElements with reduction
  */
 const PACKED_MAX_WIDTH = 4;
 
+/** The attribution graph as ONNX bytes (what the onnxruntime engine runs). */
 export function exportAttribution(
   g: IrGraph,
   spec: AttributionSpec,
   rule: AttributionRule,
   opts: AttributionExportOptions = {},
 ): Uint8Array {
+  return encodeOnnx(buildAttribution(g, spec, rule, opts));
+}
+
+/** The attribution graph as a tensor graph: every engine executes this one graph. */
+export function buildAttribution(
+  g: IrGraph,
+  spec: AttributionSpec,
+  rule: AttributionRule,
+  opts: AttributionExportOptions = {},
+): TensorGraph {
   if (rule !== 'gradient' && rule !== 'guided' && rule !== 'deconv') throw invalidArgument(`unknown attribution rule '${String(rule)}'`);
   let target: string;
   let seedKind: 'abs_sum' | 'relu_sum' | 'logit';
@@ -121,7 +134,7 @@ class AttributionBuilder {
     return this.g.shapes.get(v) as Shape;
   }
 
-  build(target: string, seedKind: 'abs_sum' | 'relu_sum' | 'logit'): Uint8Array {
+  build(target: string, seedKind: 'abs_sum' | 'relu_sum' | 'logit'): TensorGraph {
     const b = this.b;
     const g = this.g;
     const select = b.input('select', ['B', seedKind === 'logit' ? shapeSize(this.shape(target)) : this.shape(target)[0]]);
@@ -192,7 +205,7 @@ class AttributionBuilder {
     if (!parts) throw invalidArgument('no gradient reaches the input');
     b.node(parts.length === 1 ? 'Identity' : 'Sum', parts.map((p) => this.batch(p)), {}, 'attribution');
     b.output('attribution', ['B', ...g.input.shape]);
-    return b.encode(BACKWARD_OPSET);
+    return b.graph(BACKWARD_OPSET);
   }
 
   /** Whether seedThroughConv applies: a stride-1, undilated, ungrouped conv with padding under the kernel size. */

@@ -1,62 +1,20 @@
 /**
- * Builds ONNX models in memory: nodes, initializers, inputs and outputs, encoded with the generated
- * codec. Used by the forward exporter, the attribution exporter and tests.
+ * Builds tensor graphs (./tensor-graph.ts) in memory: nodes in ONNX operator semantics, initializers,
+ * inputs and outputs. Used by the forward exporter, the attribution builder, the op modules and tests.
+ * `graph()` returns the tensor graph; `model()` / `encode()` give its ONNX form (./onnx-encode.ts).
  */
-import {
-  AttributeProto,
-  AttributeProto_AttributeType as AT,
-  ModelProto,
-  NodeProto,
-  TensorProto,
-  TensorProto_DataType as DT,
-  ValueInfoProto,
-} from './generated/onnx/onnx';
-import { encodeModel, floatTensor, int64Tensor } from './onnx-codec';
+import type { ModelProto } from './generated/onnx/onnx';
+import { TensorProto_DataType as DT } from './generated/onnx/onnx';
+import { elemTypeOf, encodeOnnx, toModelProto } from './onnx-encode';
+import type { Attrs, Dim, Initializer, TensorGraph, TensorNode, ValueInfo } from './tensor-graph';
 
-export type AttrValue =
-  | { i: number }
-  | { f: number }
-  | { ints: number[] }
-  | { floats: number[] }
-  | { s: string }
-  | { t: TensorProto };
-
-export type Attrs = Record<string, AttrValue>;
-
-/** A dimension: a number, or a name for a dynamic one ('N'). */
-export type Dim = number | string;
-
-function attribute(name: string, v: AttrValue): AttributeProto {
-  const a: AttributeProto = {
-    name,
-    f: 0,
-    i: 0,
-    s: Buffer.alloc(0),
-    t: undefined,
-    floats: [],
-    ints: [],
-    strings: [],
-    type: AT.UNDEFINED,
-  };
-  if ('i' in v) Object.assign(a, { i: v.i, type: AT.INT });
-  else if ('f' in v) Object.assign(a, { f: v.f, type: AT.FLOAT });
-  else if ('ints' in v) Object.assign(a, { ints: v.ints, type: AT.INTS });
-  else if ('floats' in v) Object.assign(a, { floats: v.floats, type: AT.FLOATS });
-  else if ('s' in v) Object.assign(a, { s: Buffer.from(v.s), type: AT.STRING });
-  else Object.assign(a, { t: v.t, type: AT.TENSOR });
-  return a;
-}
-
-function valueInfo(name: string, elemType: number, dims: Dim[] | undefined): ValueInfoProto {
-  const shape = dims ? { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } : undefined;
-  return { name, type: { tensorType: { elemType, shape } } };
-}
+export type { AttrValue, Attrs, Dim } from './tensor-graph';
 
 export class OnnxBuilder {
-  private readonly nodes: NodeProto[] = [];
-  private readonly inits: TensorProto[] = [];
-  private readonly inputs: ValueInfoProto[] = [];
-  private readonly outputs: ValueInfoProto[] = [];
+  private readonly nodes: TensorNode[] = [];
+  private readonly inits: Initializer[] = [];
+  private readonly inputs: ValueInfo[] = [];
+  private readonly outputs: ValueInfo[] = [];
   private readonly used = new Set<string>();
   private counter = 0;
 
@@ -77,20 +35,21 @@ export class OnnxBuilder {
     return name;
   }
 
+  /** A graph input; `elemType` is an ONNX TensorProto data type (float, int64 or bool). */
   input(name: string, dims: Dim[], elemType: number = DT.FLOAT): string {
     this.reserve(name);
-    this.inputs.push(valueInfo(name, elemType, dims));
+    this.inputs.push({ name, elemType: elemTypeOf(elemType), dims });
     return name;
   }
 
   /** Declares an existing value as a graph output (`dims` undefined: shape left to inference). */
   output(name: string, dims?: Dim[], elemType: number = DT.FLOAT): void {
-    this.outputs.push(valueInfo(name, elemType, dims));
+    this.outputs.push({ name, elemType: elemTypeOf(elemType), dims });
   }
 
   floatInit(prefix: string, dims: number[], data: Float32Array): string {
     const name = this.fresh(prefix);
-    this.inits.push(floatTensor(name, dims, data));
+    this.inits.push({ name, type: 'float', dims, data });
     return name;
   }
 
@@ -101,7 +60,7 @@ export class OnnxBuilder {
 
   ints(prefix: string, values: number[], dims: number[] = [values.length]): string {
     const name = this.fresh(prefix);
-    this.inits.push(int64Tensor(name, dims, values));
+    this.inits.push({ name, type: 'int64', dims, data: values.map((v) => Math.trunc(v)) });
     return name;
   }
 
@@ -113,12 +72,11 @@ export class OnnxBuilder {
         : outputs;
     for (const o of outs) this.used.add(o);
     this.nodes.push({
-      input: inputs,
-      output: outs,
+      inputs,
+      outputs: outs,
       name: nodeName ?? this.fresh(`n${this.nodes.length}_${opType}`),
       opType,
-      attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
-      domain: '',
+      attrs,
     });
     return outs;
   }
@@ -128,24 +86,23 @@ export class OnnxBuilder {
     return this.nodeN(opType, inputs, out === undefined ? 1 : [out], attrs, nodeName)[0];
   }
 
-  model(opset = 13): ModelProto {
+  /** The tensor graph built so far (nodes in the order they were added). */
+  graph(opset = 13): TensorGraph {
     return {
-      irVersion: 8,
-      producerName: 'cnn-introspect',
-      producerVersion: '1',
-      graph: {
-        node: this.nodes,
-        name: this.graphName,
-        initializer: this.inits,
-        input: this.inputs,
-        output: this.outputs,
-        valueInfo: [],
-      },
-      opsetImport: [{ domain: '', version: opset }],
+      name: this.graphName,
+      opset,
+      nodes: [...this.nodes],
+      initializers: [...this.inits],
+      inputs: [...this.inputs],
+      outputs: [...this.outputs],
     };
   }
 
+  model(opset = 13): ModelProto {
+    return toModelProto(this.graph(opset));
+  }
+
   encode(opset = 13): Uint8Array {
-    return encodeModel(this.model(opset));
+    return encodeOnnx(this.graph(opset));
   }
 }

@@ -7,9 +7,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { IntrospectError } from '../../services/errors';
 import { createEngines, type Engines } from '../../services/engines';
 import { attributionRowBytes, planChunks } from '../../services/engines/chunks';
-import type { Engine } from '../../services/engines/engine';
+import type { AttributionTarget, Engine } from '../../services/engines/engine';
 import { OnnxRuntimeEngine } from '../../services/engines/onnxruntime/engine';
 import { TfjsEngine } from '../../services/engines/tfjs/engine';
+import { TensorProgram } from '../../services/engines/tfjs/interpret';
+import { buildAttribution, type AttributionSpec } from '../../services/graph/backward';
+import { opCounts } from '../../services/graph/tensor-graph';
 import { needShared } from '../support/shared';
 import { cifarImages, relativeError, rowRelativeError, sharedModel } from './support';
 
@@ -166,24 +169,38 @@ describe('engines: behaviour', function () {
     }
   });
 
-  it('tfjs: conv backward by conv2dTranspose equals conv backward by flipped-kernel conv2d', async function () {
+  it('tfjs: the interpreted graph with ConvTranspose conv backward equals the engine\'s (flipped-kernel convs)', async function () {
     needShared(this, 'models/resnet20_cifar10.onnx', 'datasets/cifar-10-batches-bin/test_batch.bin');
     const { model } = sharedModel('resnet20_cifar10.onnx');
     const { data } = cifarImages(5, 1, true);
-    const transposed = new TfjsEngine({ convBackward: 'transpose', log: () => undefined });
-    try {
-      assert.equal(engines.tfjs.convBackward, 'flipped');
-      // Layer 13 is behind two stride-2 convs; the logit target runs through every conv.
-      for (const target of [
-        { kind: 'conv' as const, layer: 13, channels: [4, 60], objective: 'abs_sum' as const },
-        { kind: 'logit' as const, classes: [6] },
-      ]) {
-        const a = await transposed.attribute(model, data, target, 'gradient');
-        const b = await engines.tfjs.attribute(model, data, target, 'gradient');
-        assert.ok(rowRelativeError(a, b, data.length) < 1e-5, JSON.stringify(target));
+    await engines.tfjs.attribute(model, data, { kind: 'logit', classes: [0] }, 'gradient'); // the backend is active
+    // Layer 13 is behind two stride-2 convs; the logit target runs through every conv.
+    const cases: Array<[AttributionSpec, AttributionTarget]> = [
+      [{ target: 'conv', layer: 13, objective: 'abs_sum' }, { kind: 'conv', layer: 13, channels: [4, 60], objective: 'abs_sum' }],
+      [{ target: 'logit' }, { kind: 'logit', classes: [6] }],
+    ];
+    for (const [spec, target] of cases) {
+      const graph = buildAttribution(model.graph, spec, 'gradient', { convBackward: 'conv_transpose' });
+      assert.ok((opCounts(graph).get('ConvTranspose') ?? 0) > 0);
+      const width = spec.target === 'conv' ? 64 : 10;
+      const sel = new Float32Array(target.kind === 'conv' ? 2 * width : width);
+      if (target.kind === 'conv') target.channels.forEach((c, i) => (sel[i * width + c] = 1));
+      else sel[6] = 1;
+      const program = new TensorProgram(graph);
+      const x = tf.tensor(data, [1, 3, 32, 32]);
+      const select = tf.tensor2d(sel, [sel.length / width, width]);
+      let a: Float32Array;
+      try {
+        const out = program.run({ input: x, select }).get('attribution')!;
+        a = (await out.data()) as Float32Array;
+        out.dispose();
+      } finally {
+        program.dispose();
+        x.dispose();
+        select.dispose();
       }
-    } finally {
-      await transposed.close();
+      const b = await engines.tfjs.attribute(model, data, target, 'gradient');
+      assert.ok(rowRelativeError(a, b, data.length) < 1e-5, JSON.stringify(target));
     }
   });
 

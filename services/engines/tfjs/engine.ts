@@ -1,7 +1,8 @@
 /**
- * The tfjs engine: executes the IR directly with tfjs ops on the best backend present (backend.ts), with a
- * hand-written batched backward for attributions (backward.ts). Weights are converted to tensors once per
- * model and kept until `release`. tfjs runs on the calling thread: work is split into chunks that fit the
+ * The tfjs engine: executes the IR directly with tfjs ops on the best backend present (backend.ts) for forward
+ * runs, and runs attributions by interpreting the same attribution graph the onnxruntime engine runs
+ * (services/graph/backward.ts, ./interpret.ts), one program per model / target / rule, cached. Weights are
+ * converted to tensors once per model and kept until `release`. tfjs runs on the calling thread: work is split into chunks that fit the
  * memory budget, and the event loop gets a turn (and the signal a check) between chunks.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -28,10 +29,12 @@ import {
   sampleSize,
 } from '../requests';
 import { activate, selectBackend, type TfjsBackendChoice, type TfjsBackendName } from './backend';
-import { disposeBackward, prepareBackward, runBackward, type ConvBackwardMode } from './backward';
+import { buildAttribution } from '../../graph/backward';
+import { attributionGraph } from '../attribution-graph';
 import { runForward } from './forward';
-import { fromNchw, isMap, layoutShape, toNchw } from './layout';
+import { fromNchw, isMap, toNchw } from './layout';
 import { PreparedModel } from './prepared';
+import { ProgramCache } from './program-cache';
 
 export interface TfjsOptions {
   /** Force a backend instead of the best one present. */
@@ -43,8 +46,8 @@ export interface TfjsOptions {
    * the event loop waits.
    */
   maxChunkRows?: number;
-  /** Conv backward: conv2d with flipped kernels or conv2dTranspose (default: transpose on 'tensorflow', else flipped). */
-  convBackward?: ConvBackwardMode;
+  /** Bytes of built attribution programs (their weights) kept for reuse (default 512 MiB). */
+  programCacheBytes?: number;
   log?: (message: string) => void;
 }
 
@@ -65,6 +68,7 @@ export class TfjsEngine implements Engine {
   private choice: TfjsBackendChoice | undefined;
   private init: Promise<TfjsBackendChoice> | undefined;
   private readonly models = new Map<string, ModelEntry>();
+  private readonly programs: ProgramCache;
   private closed = false;
 
   constructor(private readonly opts: TfjsOptions = {}) {
@@ -76,6 +80,10 @@ export class TfjsEngine implements Engine {
     if (opts.backend && !['tensorflow', 'wasm', 'cpu'].includes(opts.backend)) {
       throw invalidArgument(`unknown tfjs backend ${String(opts.backend)}`);
     }
+    if (opts.programCacheBytes !== undefined && !(opts.programCacheBytes >= 0)) {
+      throw invalidArgument(`programCacheBytes must not be negative, got ${opts.programCacheBytes}`);
+    }
+    this.programs = new ProgramCache(opts.programCacheBytes ?? 512 * MiB);
     this.log = opts.log ?? ((m) => console.warn(m));
   }
 
@@ -90,11 +98,6 @@ export class TfjsEngine implements Engine {
     const c = this.choice;
     if (!c) return { kind: this.kind, device: 'cpu', backend: this.opts.backend ?? 'pending', note: 'backend not loaded yet' };
     return { kind: this.kind, device: c.device, backend: c.backend, note: c.note };
-  }
-
-  /** The conv backward this engine uses on its backend. */
-  get convBackward(): ConvBackwardMode {
-    return this.opts.convBackward ?? (this.choice?.backend === 'tensorflow' ? 'transpose' : 'flipped');
   }
 
   async forward(model: EngineModel, input: Float32Array, n: number, opts?: RunOptions): Promise<Float32Array> {
@@ -182,41 +185,25 @@ export class TfjsEngine implements Engine {
     checkAttributionOptions(opts);
     checkRule(rule);
     const rows = checkTarget(model, target);
-    return this.using(model, async (pm) => {
+    return this.using(model, async () => {
       const g = model.graph;
-      const targetValue = target.kind === 'conv' ? model.convLayers[target.layer]!.output : g.output;
+      const { spec, key, width, targetValue } = attributionGraph(model, target, rule);
       const picks = target.kind === 'conv' ? target.channels : target.classes;
       const per = sampleSize(model);
       const out = new Float32Array(rows * per);
-      const x = fromNchw(input, 1, g.input.shape);
-      const pass = (() => {
-        try {
-          return prepareBackward(pm, x, targetValue, rule, this.convBackward);
-        } finally {
-          x.dispose();
-        }
-      })();
+      const lease = this.programs.acquire(key, () => buildAttribution(g, spec, rule));
+      const x = tf.tensor(input, [1, ...g.input.shape], 'float32');
       try {
         await this.eachChunk(rows, attributionRowBytes(g, targetValue), opts?.signal, async (c) => {
-          const seed = tf.tidy(() => {
-            const ids = tf.tensor1d(picks.slice(c.start, c.end), 'int32');
-            // oneHot as int32, then cast: tfjs-backend-wasm 4.22 writes integer bits into a float32 oneHot.
-            if (target.kind === 'conv') {
-              const z = pass.target; // [1, H, W, C]
-              const base = target.objective === 'abs_sum' ? tf.sign(z) : tf.cast(tf.greater(z, 0), 'float32');
-              const channels = z.shape[3]!;
-              const onehot = tf.reshape(tf.cast(tf.oneHot(ids, channels), 'float32'), [c.end - c.start, 1, 1, channels]);
-              return tf.mul(base, onehot);
-            }
-            const onehot = tf.cast(tf.oneHot(ids, model.classes), 'float32');
-            return tf.reshape(onehot, layoutShape(c.end - c.start, pm.shape(g.output)));
-          });
-          const gi = disposingAfter(seed, () => runBackward(pm, pass, seed));
-          const nchw = disposingAfter(gi, () => toNchw(gi, g.input.shape));
-          out.set(await readAndDispose(nchw), c.start * per);
+          const sel = new Float32Array((c.end - c.start) * width);
+          for (let i = c.start; i < c.end; i++) sel[(i - c.start) * width + picks[i]!] = 1;
+          const select = tf.tensor2d(sel, [c.end - c.start, width]);
+          const outs = disposingAfter(select, () => lease.program.run({ input: x, select }));
+          out.set(await readAndDispose(outs.get('attribution')!), c.start * per);
         });
       } finally {
-        disposeBackward(pass);
+        x.dispose();
+        lease.release();
       }
       return out;
     });
@@ -225,11 +212,13 @@ export class TfjsEngine implements Engine {
   async release(modelId: string): Promise<void> {
     const entry = this.models.get(modelId);
     this.models.delete(modelId);
+    this.programs.drop((k) => k.startsWith(`${modelId}|`));
     if (entry) this.retire(entry);
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    this.programs.clear();
     for (const entry of this.models.values()) this.retire(entry);
     this.models.clear();
   }

@@ -20,17 +20,10 @@ export interface ConvInfo {
 
 export class PreparedModel {
   private readonly tensors = new Map<string, tf.Tensor | tf.Tensor[]>();
-  private readonly producers = new Map<string, IrNode>();
   readonly graph: IrGraph;
 
   constructor(readonly model: EngineModel) {
     this.graph = model.graph;
-    for (const n of this.graph.nodes) this.producers.set(n.output, n);
-  }
-
-  /** The node producing `value`, if any (the graph input has none). */
-  producer(value: string): IrNode | undefined {
-    return this.producers.get(value);
   }
 
   shape(value: string): number[] {
@@ -72,25 +65,6 @@ export class PreparedModel {
         return [tf.transpose(tf.reshape(w, [info.cin, info.multiplier, kh!, kw!]), [2, 3, 0, 1]) as tf.Tensor4D];
       }
       return tf.split(w, op.group, 0).map((part) => tf.transpose(part, [2, 3, 1, 0]) as tf.Tensor4D);
-    });
-  }
-
-  /**
-   * Backward filters (spatially flipped): standard [kH, kW, Cout, Cin]; depthwise one [kH, kW, Cin, 1] per
-   * multiplier index; grouped one [kH, kW, Cout/g, Cin/g] per group.
-   */
-  convBackwardFilters(node: IrNode): tf.Tensor4D[] {
-    return this.cached(`${node.name}#flipped`, () => {
-      const op = node.op as ConvOp;
-      const info = this.convInfo(node);
-      const w = tf.reverse(this.irWeight(op.weight), [2, 3]); // [Cout, Cin/g, kH, kW], flipped
-      if (info.kind === 'standard') return [tf.transpose(w, [2, 3, 0, 1]) as tf.Tensor4D];
-      if (info.kind === 'depthwise') {
-        const [, , kh, kw] = w.shape as number[];
-        const byM = tf.reshape(w, [info.cin, info.multiplier, kh!, kw!]);
-        return tf.split(byM, info.multiplier, 1).map((part) => tf.transpose(part, [2, 3, 0, 1]) as tf.Tensor4D);
-      }
-      return tf.split(w, op.group, 0).map((part) => tf.transpose(part, [2, 3, 0, 1]) as tf.Tensor4D);
     });
   }
 
