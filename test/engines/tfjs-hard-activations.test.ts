@@ -99,6 +99,7 @@ describe('engines: Keras hard_sigmoid / hard_silu through the tfjs importer', fu
     for (const kind of ['onnxruntime', 'tfjs'] as const) {
       const got = await engines.engineFor(kind).forward(model, x, N);
       assert.ok(relativeError(got, want) < 1e-5, `${kind}: relative error ${relativeError(got, want)}`);
+      console.log(`      ${kind}: relative error ${relativeError(got, want).toExponential(2)}`);
     }
     return act.op as { alpha?: number };
   }
