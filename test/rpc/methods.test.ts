@@ -17,8 +17,10 @@ import {
   AttributionMethod,
   SmoothGradForm,
   type AttributionWrapper,
+  type LayerSimilarity,
   type NeuronImage,
   type NeuronImagesRequest,
+  type SimilarityResponse,
 } from '../../clients/generated/introspect/v1/analysis';
 import { Engine, Split } from '../../clients/generated/introspect/v1/common';
 import type { DeepPartial } from '../../clients/generated/introspect/v1/models';
@@ -26,7 +28,7 @@ import type { Engine as EngineApi } from '../../services/engines/engine';
 import { decodePixels, gridPng } from '../../services/images/png';
 import { noisyInputs } from '../../services/methods/noise';
 import { BUNDLED_MODEL, collect, grpcError, startTestServer, type TestServer } from '../support/server';
-import { floats, maxAbs, mnistInput, tensorOf } from './support';
+import { floats, maxAbs, mnistInput, plainCosine, tensorOf } from './support';
 
 type Req = DeepPartial<NeuronImagesRequest>;
 type Form = 'mean' | 'squared' | 'variance';
@@ -209,6 +211,37 @@ describe('rpc: attribution methods as base rule + wrappers (bundled MNIST CNN)',
     }
     // Logits chunk: 6 calls of 2 rows; layer 1 (32 channels): 6 calls of 32 rows.
     assert.deepEqual(rows, [...Array(6).fill(2), ...Array(6).fill(32)]);
+  });
+
+  it('Similarity takes the same wrappers: its values are cosines of the SmoothGrad images with the class average; another seed is not a cache hit', async () => {
+    const average = { split: Split.SPLIT_TEST };
+    const attribution = (seed: number) => ({ wrappers: [wire({ kind: 'smoothgrad', samples: 2, noiseLevel: 0.2, seed, form: 'mean' })] });
+    const request = (seed: number) => ({ model: 'cnn', dataset: 'mnist', classes: [3], layers: [2], average, engine: Engine.ENGINE_ONNXRUNTIME, attribution: attribution(seed) });
+    const layerOf = (msgs: SimilarityResponse[]): LayerSimilarity[] => msgs.flatMap((m) => (m.item?.$case === 'layer' ? [m.item.value] : []));
+    const msgs = await collect(ts.client.similarity(request(1)));
+    const [layer] = layerOf(msgs);
+    const [avg] = await collect(ts.client.classAverages({ model: 'cnn', dataset: 'mnist', classes: [3], average }));
+    const avgImage = floats(avg!.image?.tensor);
+    const sg = await collect(
+      ts.client.neuronImages({
+        model: 'cnn',
+        engine: Engine.ENGINE_ONNXRUNTIME,
+        input: { source: { $case: 'classAverage', value: { dataset: 'mnist', classIndex: 3, average } } },
+        layers: [{ layer: 2 }],
+        attribution: attribution(1),
+      }),
+    );
+    assert.equal(layer!.values.length, 64);
+    sg.forEach((m, k) => {
+      const image = floats(m.image?.tensor);
+      const want = m.allZero ? 0 : plainCosine(image, avgImage);
+      assert.ok(Math.abs(layer!.values[k]! - want) < 1e-4, `channel ${k}: similarity ${layer!.values[k]} vs cosine ${want}`);
+    });
+    const other = await collect(ts.client.similarity(request(2)));
+    assert.ok(other.every((m) => !m.cached), 'another seed is computed, not served from the cache');
+    assert.notDeepEqual(layerOf(other)[0]!.values, layer!.values);
+    const again = await collect(ts.client.similarity(request(1)));
+    assert.ok(again.every((m) => m.cached), 'the same seed is a cache hit');
   });
 
   it('cli: neurons --input-x-gradient --smoothgrad N --noise --seed --smoothgrad-form send the wrappers, in that order', async () => {
