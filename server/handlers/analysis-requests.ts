@@ -8,15 +8,19 @@ import {
   AverageKind,
   NeuronObjective,
   SimilarityMethod,
+  SmoothGradForm,
   SimilarityMetric,
   type AverageSpec,
   type Attribution,
+  type AttributionWrapper,
   type LayerSelection,
 } from '../../clients/generated/introspect/v1/analysis';
 import { ACTIVATION_MAX_DEFAULTS } from '../../services/analysis/activation-max';
 import { DEFAULT_K } from '../../services/analysis/averages';
 import type { MetricName } from '../../services/analysis/metrics';
-import { DEFAULT_IG_STEPS, type AttributionSettings, type LayerChannels } from '../../services/analysis/neuron-images';
+import { inputSize, type LayerChannels } from '../../services/analysis/neuron-images';
+import { resolveMethod, type AttributionSettings, type WrapperSpec } from '../../services/methods/registry';
+import type { SmoothGradForm as SmoothGradFormName } from '../../services/methods/smoothgrad';
 import type { SimilarityMethodNumber } from '../../services/analysis/similarity';
 import type { SplitName } from '../../services/data/dataset';
 import type { NeuronObjective as ObjectiveName } from '../../services/engines/engine';
@@ -108,22 +112,51 @@ const OBJECTIVES: Record<number, ObjectiveName> = {
   [NeuronObjective.NEURON_OBJECTIVE_RELU_SUM]: 'relu_sum',
 };
 
-const MAX_IG_STEPS = 4096;
+const SMOOTHGRAD_FORMS: Record<number, SmoothGradFormName> = {
+  [SmoothGradForm.SMOOTH_GRAD_FORM_UNSPECIFIED]: 'mean',
+  [SmoothGradForm.SMOOTH_GRAD_FORM_MEAN]: 'mean',
+  [SmoothGradForm.SMOOTH_GRAD_FORM_SQUARED]: 'squared',
+  [SmoothGradForm.SMOOTH_GRAD_FORM_VARIANCE]: 'variance',
+};
 
-/** Attribution settings (default guided backprop, objective sum(|z|)); the IG baseline is checked against the model. */
+/** One wrapper as the method registry takes it (its parameters are checked there). */
+function wrapperFromWire(w: AttributionWrapper, model: EngineModel, at: string): WrapperSpec {
+  switch (w.wrapper?.$case) {
+    case 'integratedGradients': {
+      const { steps, baseline } = w.wrapper.value;
+      return { kind: 'integrated_gradients', steps, baseline: baseline && inputSpaceImage(baseline, model, `${at}.integrated_gradients.baseline`) };
+    }
+    case 'smoothgrad': {
+      const { samples, noiseLevel, seed, form } = w.wrapper.value;
+      const name = SMOOTHGRAD_FORMS[form];
+      if (name === undefined) throw invalidArgument(`${at}.smoothgrad.form: unknown SmoothGrad form ${String(form)}`);
+      return { kind: 'smoothgrad', samples, noiseLevel, seed, form: name };
+    }
+    case 'inputXGradient':
+      return { kind: 'input_x_gradient' };
+    default:
+      throw invalidArgument(`${at}: set one of integrated_gradients, smoothgrad or input_x_gradient`);
+  }
+}
+
+/**
+ * Attribution settings (default guided backprop, objective sum(|z|)), checked here by the method
+ * registry (which also fills in the defaults when it runs them); baselines are checked against the model.
+ */
 export function attributionFromWire(a: Attribution | undefined, model: EngineModel, prefix = 'attribution'): AttributionSettings {
   const method = METHODS[a?.method ?? 0];
   if (method === undefined) throw invalidArgument(`${field(prefix, 'method')}: unknown attribution method ${String(a?.method)}`);
   const objective = OBJECTIVES[a?.objective ?? 0];
   if (objective === undefined) throw invalidArgument(`${field(prefix, 'objective')}: unknown neuron objective ${String(a?.objective)}`);
-  const out: AttributionSettings = { method, objective };
+  const settings: AttributionSettings = { method, objective };
   if (method === 'integrated_gradients') {
-    const steps = a?.igSteps || DEFAULT_IG_STEPS;
-    if (steps > MAX_IG_STEPS) throw invalidArgument(`${field(prefix, 'ig_steps')} = ${steps} is too large (at most ${MAX_IG_STEPS})`);
-    out.igSteps = steps;
-    if (a?.igBaseline) out.igBaseline = inputSpaceImage(a.igBaseline, model, field(prefix, 'ig_baseline'));
+    if (a?.igSteps) settings.igSteps = a.igSteps;
+    if (a?.igBaseline) settings.igBaseline = inputSpaceImage(a.igBaseline, model, field(prefix, 'ig_baseline'));
   }
-  return out;
+  const wrappers = a?.wrappers ?? [];
+  if (wrappers.length > 0) settings.wrappers = wrappers.map((w, i) => wrapperFromWire(w, model, `${field(prefix, 'wrappers')}[${i}]`));
+  resolveMethod(settings, inputSize(model), prefix);
+  return settings;
 }
 
 /** A float32 [C, H, W] tensor matching the model's input. */

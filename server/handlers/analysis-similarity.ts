@@ -2,7 +2,6 @@
  * Similarity (served from the similarity cache on a repeat, with `cached: true`) and SanityCheck.
  * Both start from the class-average images of the request's data set.
  */
-import { createHash } from 'node:crypto';
 import type {
   LayerSimilarity as WireLayerSimilarity,
   RankedNeuron as WireRankedNeuron,
@@ -14,7 +13,7 @@ import type {
 } from '../../clients/generated/introspect/v1/analysis';
 import { approximateBytes } from '../../services/analysis/cache';
 import type { MetricName } from '../../services/analysis/metrics';
-import type { AttributionSettings } from '../../services/analysis/neuron-images';
+import { inputSize, type AttributionSettings } from '../../services/analysis/neuron-images';
 import { sanityCheck } from '../../services/analysis/sanity';
 import {
   similarity,
@@ -26,6 +25,7 @@ import {
 import type { Dataset } from '../../services/data/dataset';
 import type { Shape3 } from '../../services/data/preprocess';
 import { invalidArgument } from '../../services/errors';
+import { methodKey } from '../../services/methods/registry';
 import { attributionToPng } from '../../services/images/png';
 import type { RpcContext } from '../rpc';
 import { float32Tensor } from '../tensors';
@@ -88,7 +88,6 @@ async function jobAverages(deps: AnalysisDeps, job: SimilarityJob, signal: Abort
 
 /** What determines a job's result (the cache key's parameters). */
 function jobParams(job: SimilarityJob): Record<string, unknown> {
-  const { igBaseline, ...attribution } = job.attribution;
   return {
     analysis: 'similarity',
     engine: job.mc.kind,
@@ -97,7 +96,7 @@ function jobParams(job: SimilarityJob): Record<string, unknown> {
     metric: job.metric,
     layers: job.layers,
     classes: job.classes,
-    attribution: { ...attribution, igBaseline: igBaseline && createHash('sha256').update(new Uint8Array(igBaseline.buffer, igBaseline.byteOffset, igBaseline.byteLength)).digest('hex') },
+    attribution: methodKey(job.attribution, inputSize(job.mc.model.engineModel)),
     rankImages: job.rankImages,
     png: job.png,
   };

@@ -240,7 +240,7 @@ export async function* similarity(opts: SimilarityOptions): AsyncGenerator<Simil
     const reference =
       opts.method === 1
         ? average
-        : await attributeWith(engine, model, average, { kind: 'logit', classes: [classIndex] }, { ...r.attribution, method: 'guided' }, signal);
+        : await attributeWith(engine, model, average, { kind: 'logit', classes: [classIndex] }, { method: 'guided' }, signal);
     const compare = comparator(r.metric, reference, shape);
     const row: LayerStats[] = [];
     let acc: LayerAccumulator | undefined;
