@@ -2,15 +2,15 @@
  * Wire ↔ domain conversions for the handlers: enums, preprocessing, model and dataset descriptions.
  * Validation errors name the request field.
  */
-import { Engine as EngineEnum, Split } from '../clients/generated/introspect/v1/common';
-import { DatasetFormat, type DatasetInfo } from '../clients/generated/introspect/v1/datasets';
+import { Engine as EngineEnum, Split } from '../api/generated/introspect/v1/common';
+import { DatasetFormat, type DatasetInfo } from '../api/generated/introspect/v1/datasets';
 import {
   ChannelOrder,
   Fit,
   ModelFormat,
   type ModelInfo,
   type Preprocessing,
-} from '../clients/generated/introspect/v1/models';
+} from '../api/generated/introspect/v1/models';
 import type { DatasetFormatName, DatasetSummary, SplitName } from '../services/data/dataset';
 import type { PreprocessSpec } from '../services/data/preprocessing';
 import type { EngineKind, EngineStatus } from '../services/engines/engine';

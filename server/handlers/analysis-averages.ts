@@ -7,7 +7,7 @@ import type {
   ClassAveragesRequest,
   ConfidenceMatrixRequest,
   ConfidenceMatrixResponse,
-} from '../../clients/generated/introspect/v1/analysis';
+} from '../../api/generated/introspect/v1/analysis';
 import { activationMaxAverages } from '../../services/analysis/activation-max';
 import { classAverages } from '../../services/analysis/averages';
 import { confidenceMatrix } from '../../services/analysis/confidence';

@@ -3,7 +3,7 @@
  * scan sends nothing; then one message per (channel, rank), highest activation first, with progress
  * counted over those messages.
  */
-import type { DatasetExample, DatasetExamplesRequest } from '../../clients/generated/introspect/v1/analysis';
+import type { DatasetExample, DatasetExamplesRequest } from '../../api/generated/introspect/v1/analysis';
 import { datasetExamples } from '../../services/analysis/examples';
 import { invalidArgument } from '../../services/errors';
 import { encodePng } from '../../services/images/png';

@@ -3,7 +3,7 @@
  * image (cached), a tensor (float32 [C, H, W] in input space, or uint8 [H, W, C] raw pixels), PNG/JPEG
  * bytes, or a sample of a registered data set. Errors name the field under `input`.
  */
-import type { InputSpec } from '../../clients/generated/introspect/v1/analysis';
+import type { InputSpec } from '../../api/generated/introspect/v1/analysis';
 import { decodeSize, pixelsToInputSpace, toInputSpace } from '../../services/data/preprocess';
 import { invalidArgument, throwIfAborted } from '../../services/errors';
 import { decodePixels } from '../../services/images/png';

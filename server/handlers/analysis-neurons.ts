@@ -1,5 +1,5 @@
 /** NeuronImages: attribution images of conv channels and class logits, one message per image. */
-import type { NeuronImage, NeuronImagesRequest } from '../../clients/generated/introspect/v1/analysis';
+import type { NeuronImage, NeuronImagesRequest } from '../../api/generated/introspect/v1/analysis';
 import { neuronImages } from '../../services/analysis/neuron-images';
 import { attributionToPng } from '../../services/images/png';
 import type { RpcContext } from '../rpc';

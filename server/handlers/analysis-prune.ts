@@ -11,7 +11,7 @@ import {
   type LayerProbesRequest,
   type PruneRequest,
   type PruneResponse,
-} from '../../clients/generated/introspect/v1/analysis';
+} from '../../api/generated/introspect/v1/analysis';
 import { layerProbes } from '../../services/analysis/probes';
 import { prune, similarityRanking } from '../../services/analysis/pruning';
 import type { PruneCriterionName } from '../../services/analysis/pruning-criteria';

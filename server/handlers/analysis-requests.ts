@@ -12,7 +12,7 @@ import {
   type AverageSpec,
   type Attribution,
   type LayerSelection,
-} from '../../clients/generated/introspect/v1/analysis';
+} from '../../api/generated/introspect/v1/analysis';
 import { ACTIVATION_MAX_DEFAULTS } from '../../services/analysis/activation-max';
 import { DEFAULT_K } from '../../services/analysis/averages';
 import type { MetricName } from '../../services/analysis/metrics';

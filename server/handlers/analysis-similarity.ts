@@ -11,7 +11,7 @@ import type {
   SimilarityCurves as WireCurves,
   SimilarityRequest,
   SimilarityResponse,
-} from '../../clients/generated/introspect/v1/analysis';
+} from '../../api/generated/introspect/v1/analysis';
 import { approximateBytes } from '../../services/analysis/cache';
 import type { MetricName } from '../../services/analysis/metrics';
 import type { AttributionSettings } from '../../services/analysis/neuron-images';

@@ -3,7 +3,7 @@
  * field), calls a service, and streams the results out (./analysis-*.ts). Results that are expensive
  * to compute again (class averages, similarity streams) are cached per server (./analysis-cache.ts).
  */
-import type { AnalysisServiceServer } from '../../clients/generated/introspect/v1/analysis';
+import type { AnalysisServiceServer } from '../../api/generated/introspect/v1/analysis';
 import type { App } from '../app';
 import { serverStream, unary } from '../rpc';
 import { classAveragesStream, confidenceMatrixCall, type AnalysisDeps } from './analysis-averages';

@@ -1,5 +1,5 @@
 /** Lookups most handlers start with: the model (and the engine to run it on), the dataset. */
-import type { Engine as EngineEnum } from '../../clients/generated/introspect/v1/common';
+import type { Engine as EngineEnum } from '../../api/generated/introspect/v1/common';
 import type { Forward } from '../../services/analysis/forward';
 import type { Dataset } from '../../services/data/dataset';
 import type { Engine, EngineKind } from '../../services/engines/engine';

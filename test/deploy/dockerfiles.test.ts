@@ -24,12 +24,12 @@ describe('deploy/.dockerignore', function () {
 
   it('sends sources and the bundled model, not build output, dependencies, tests or git', function () {
     const sent = dockerignoreFilter(fs.readFileSync(path.join(DEPLOY, '.dockerignore'), 'utf8'));
-    for (const p of ['package.json', 'server/main.ts', 'services/errors.ts', 'proto/introspect/v1/models.proto',
+    for (const p of ['package.json', 'server/main.ts', 'services/errors.ts', 'api/proto-files.ts', 'proto/introspect/v1/models.proto',
       'models/mnist_cnn.onnx', 'scripts/gen-proto.sh', 'deploy/tsconfig.image.json']) {
       assert.ok(sent(p), `${p} is sent`);
     }
     for (const p of ['node_modules/onnxruntime-node/package.json', 'dist/server/main.js', 'dist-e/x.js', '.git/HEAD',
-      'test/deploy/manifests.test.ts', 'clients/generated/introspect/v1/models.ts',
+      'test/deploy/manifests.test.ts', 'api/generated/introspect/v1/models.ts',
       'services/graph/generated/onnx/onnx.ts', 'server/debug.log', 'deploy/Dockerfile', 'scripts/train/train.py']) {
       assert.ok(!sent(p), `${p} is not sent`);
     }
@@ -142,12 +142,12 @@ for (const [name, flavour] of Object.entries(FILES)) {
 }
 
 describe('deploy/tsconfig.image.json', function () {
-  it('compiles the server, services and clients from the project settings into dist/', function () {
+  it('compiles the API, server, services and clients from the project settings into dist/', function () {
     const cfg = JSON.parse(fs.readFileSync(path.join(DEPLOY, 'tsconfig.image.json'), 'utf8')) as {
       extends: string; compilerOptions: { outDir: string }; include: string[];
     };
     assert.equal(path.resolve(DEPLOY, cfg.extends), path.join(REPO, 'tsconfig.json'));
     assert.equal(path.resolve(DEPLOY, cfg.compilerOptions.outDir), path.join(REPO, 'dist'));
-    for (const dir of ['server', 'services', 'clients']) assert.ok(cfg.include.includes(`../${dir}/**/*.ts`), dir);
+    for (const dir of ['api', 'server', 'services', 'clients']) assert.ok(cfg.include.includes(`../${dir}/**/*.ts`), dir);
   });
 });
