@@ -12,6 +12,7 @@ import type {
 } from '../../api/generated/introspect/v1/datasets';
 import { invalidArgument, notFound } from '../../services/errors';
 import { encodePng } from '../../services/images/png';
+import { DEFAULT_SPLIT } from '../../services/jobs/defaults';
 import type { App } from '../app';
 import { datasetFormatFromWire, datasetInfoToWire, requireName, splitFromWire } from '../convert';
 import { serverStream, unary, type RpcContext } from '../rpc';
@@ -60,7 +61,7 @@ export function datasetHandlers(app: App): DatasetServiceServer {
 
 async function* samples(app: App, req: GetSamplesRequest, ctx: RpcContext): AsyncGenerator<Sample> {
   const dataset = app.datasets.get(requireName(req.dataset, 'dataset'));
-  const split = splitFromWire(req.split, 'test');
+  const split = splitFromWire(req.split, DEFAULT_SPLIT.evaluation);
   const info = dataset.summary.splits.find((s) => s.split === split);
   if (!info) throw invalidArgument(`split: dataset '${dataset.summary.name}' has no ${split} split`);
   let indices: number[] | undefined;

@@ -19,6 +19,7 @@ import type {
 import { evaluate } from '../../services/analysis/evaluate';
 import { rankPredictions } from '../../services/analysis/predict';
 import { invalidArgument, resourceExhausted } from '../../services/errors';
+import { DEFAULT_SPLIT } from '../../services/jobs/defaults';
 import { describeModel } from '../../services/models/info';
 import type { LoadedModel } from '../../services/models/model';
 import type { App } from '../app';
@@ -156,7 +157,7 @@ async function* evaluateStream(app: App, req: EvaluateRequest, ctx: RpcContext):
   let reported = 0;
   for await (const update of evaluate({
     dataset,
-    split: splitFromWire(req.split, 'test'),
+    split: splitFromWire(req.split, DEFAULT_SPLIT.evaluation),
     preprocessing: model.preprocessing,
     inputShape: model.inputShape,
     forward,
