@@ -43,6 +43,18 @@ for (const [name, flavour] of Object.entries(FILES)) {
       df = parseDockerfile(fs.readFileSync(path.join(DEPLOY, name), 'utf8'));
     });
 
+    it('copies every source folder deploy/tsconfig.image.json compiles (api, server, services, clients)', function () {
+      const cfg = JSON.parse(fs.readFileSync(path.join(DEPLOY, 'tsconfig.image.json'), 'utf8')) as { include: string[] };
+      const copied = new Set(
+        df.stages.flatMap((s) => s.instructions.filter((i) => i.keyword === 'COPY' && i.flags.from === undefined).flatMap((i) => i.args.slice(0, -1))),
+      );
+      for (const inc of cfg.include) {
+        const dir = /^\.\.\/([^/*]+)\/\*\*\/\*\.ts$/.exec(inc)?.[1];
+        assert.ok(dir, `include ${inc} is a folder's sources`);
+        assert.ok(copied.has(dir) || copied.has(`${dir}/`), `COPY ${dir} ${dir}: the image compiles ${inc}`);
+      }
+    });
+
     it('copies only paths that exist in the context and pass the .dockerignore, from stages that exist', function () {
       const sent = dockerignoreFilter(fs.readFileSync(path.join(DEPLOY, `${name}.dockerignore`), 'utf8'));
       const stageNames: string[] = [];
