@@ -2,15 +2,15 @@
  * Wire ↔ domain conversions for the handlers: enums, preprocessing, model and dataset descriptions.
  * Validation errors name the request field.
  */
-import { Engine as EngineEnum, Split } from '../clients/generated/introspect/v1/common';
-import { DatasetFormat, type DatasetInfo } from '../clients/generated/introspect/v1/datasets';
+import { Engine as EngineEnum, Split } from '../api/generated/introspect/v1/common';
+import { DatasetFormat, type DatasetInfo } from '../api/generated/introspect/v1/datasets';
 import {
   ChannelOrder,
   Fit,
   ModelFormat,
   type ModelInfo,
   type Preprocessing,
-} from '../clients/generated/introspect/v1/models';
+} from '../api/generated/introspect/v1/models';
 import type { DatasetFormatName, DatasetSummary, SplitName } from '../services/data/dataset';
 import type { PreprocessSpec } from '../services/data/preprocessing';
 import { engineRegistry } from '../services/engines';
@@ -18,6 +18,7 @@ import type { EngineKind, EngineStatus } from '../services/engines/engine';
 import { invalidArgument } from '../services/errors';
 import type { ModelDescription } from '../services/models/info';
 import type { ModelFormatName } from '../services/models/model';
+import { DEFAULT_SPLIT } from '../services/jobs/defaults';
 
 /** A required string field. */
 export function requireName(value: string, field: string): string {
@@ -68,11 +69,7 @@ export function datasetFormatToWire(f: DatasetFormatName): DatasetFormat {
   }
 }
 
-/**
- * What an unspecified split means in every request (proto: SPLIT_UNSPECIFIED = test): the held-out
- * images, on which accuracies are measured, so that class averages describe the same images.
- */
-export const DEFAULT_SPLIT: SplitName = 'test';
+export { DEFAULT_SPLIT };
 
 /** A request's split; unspecified is DEFAULT_SPLIT, the one place it is resolved. */
 export function splitFromWire(s: Split, field = 'split'): SplitName {

@@ -5,9 +5,9 @@
  *   await server.close(30_000);                  // drain: NOT_SERVING, no new calls, cancel after grace
  */
 import { Server, type ServerInterceptor } from '@grpc/grpc-js';
-import { AnalysisServiceService } from '../clients/generated/introspect/v1/analysis';
-import { DatasetServiceService } from '../clients/generated/introspect/v1/datasets';
-import { ModelServiceService } from '../clients/generated/introspect/v1/models';
+import { AnalysisServiceService } from '../api/generated/introspect/v1/analysis';
+import { DatasetServiceService } from '../api/generated/introspect/v1/datasets';
+import { ModelServiceService } from '../api/generated/introspect/v1/models';
 import { IntrospectError } from '../services/errors';
 import { createApp, type App, type Engines } from './app';
 import type { ServerConfig } from './config';
@@ -21,7 +21,7 @@ import { statusName } from './errors';
 import { createLogger, type Logger } from './log';
 import { ServerMetrics } from './metrics';
 import { startMetricsHttp, type MetricsHttp } from './metrics-http';
-import { API_SERVICES } from '../clients/proto-files';
+import { API_SERVICES } from '../api/proto-files';
 import { addReflection } from './reflection';
 import { tolerantDecoding } from './decode';
 import { TokenSet, authInterceptor, loadTokens } from './auth';

@@ -20,8 +20,8 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AttributionMethod, type NeuronImage } from '../../clients/generated/introspect/v1/analysis';
-import { ElementType, Engine, Split } from '../../clients/generated/introspect/v1/common';
+import { AttributionMethod, type NeuronImage } from '../../api/generated/introspect/v1/analysis';
+import { ElementType, Engine, Split } from '../../api/generated/introspect/v1/common';
 import { needShared, sharedPath } from '../support/shared';
 import { REPO_ROOT, collect, startTestServer, type TestServer } from '../support/server';
 import { floats, plainCosine } from '../rpc/support';

@@ -8,8 +8,8 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AverageKind, type ClassAverage } from '../../clients/generated/introspect/v1/analysis';
-import { Split } from '../../clients/generated/introspect/v1/common';
+import { AverageKind, type ClassAverage } from '../../api/generated/introspect/v1/analysis';
+import { Split } from '../../api/generated/introspect/v1/common';
 import { DatasetRegistry } from '../../services/data/registry';
 import { BUNDLED_MODEL, collect, startTestServer, type TestServer } from '../support/server';
 import { PLANE, counter, floats, maxAbsDiff, mnist, toInput } from './support';

@@ -21,9 +21,9 @@ import {
   type NeuronImage,
   type NeuronImagesRequest,
   type SimilarityResponse,
-} from '../../clients/generated/introspect/v1/analysis';
-import { Engine, Split } from '../../clients/generated/introspect/v1/common';
-import type { DeepPartial } from '../../clients/generated/introspect/v1/models';
+} from '../../api/generated/introspect/v1/analysis';
+import { Engine, Split } from '../../api/generated/introspect/v1/common';
+import type { DeepPartial } from '../../api/generated/introspect/v1/models';
 import type { Engine as EngineApi } from '../../services/engines/engine';
 import { decodePixels, gridPng } from '../../services/images/png';
 import { noisyInputs } from '../../services/methods/noise';

@@ -14,8 +14,8 @@ import {
   type AverageSpec,
   type LayerSelection,
   type SimilarityRequest,
-} from '../../generated/introspect/v1/analysis';
-import { Engine } from '../../generated/introspect/v1/common';
+} from '../../../api/generated/introspect/v1/analysis';
+import { Engine } from '../../../api/generated/introspect/v1/common';
 import { UsageError, numberListFlag, type FlagSpec, type FlagValue, type ParsedArgs } from '../args';
 import { bool, num, str } from '../command';
 import { SPLIT_FLAG, splitFlag } from '../split';

@@ -1,7 +1,7 @@
 /** `introspect neurons`: attribution images of conv channels (and class logits), one PNG grid per layer. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { InputSpec, NeuronImage } from '../../generated/introspect/v1/analysis';
+import type { InputSpec, NeuronImage } from '../../../api/generated/introspect/v1/analysis';
 import { decodePixels, gridPng } from '../../../services/images/png';
 import { UsageError, type ParsedArgs } from '../args';
 import { num, str, type Command } from '../command';

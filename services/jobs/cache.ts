@@ -1,17 +1,18 @@
 /**
- * The analysis handlers' result caches (services/analysis/cache.ts), one set per server, keyed by the
- * model's sha256, the data set and the resolved request parameters:
+ * The analysis jobs' result caches (services/analysis/cache.ts), one set per server (part of the
+ * jobs' context), keyed by the model's sha256, the data set and the resolved request parameters:
  *   averages   — one class-average image per entry (class averages, confidence matrix, neuron-image
  *                inputs and similarity all start from them);
- *   similarity — the full response stream of a Similarity request, replayed with `cached: true`.
- * Lookups count into introspect_cache_{hits,misses}_total{cache="averages"|"similarity"}.
+ *   similarity — the full event stream of a Similarity job, replayed with `cached: true`.
+ * Lookups are told to the context's observer (the server counts them into
+ * introspect_cache_{hits,misses}_total{cache="averages"|"similarity"}).
  */
-import type { SimilarityResponse } from '../../clients/generated/introspect/v1/analysis';
-import type { ClassAverage } from '../../services/analysis/averages';
-import { ResultCache, approximateBytes, cacheKey, keyOfDataset } from '../../services/analysis/cache';
-import type { Dataset, DatasetSummary } from '../../services/data/dataset';
-import type { LoadedModel } from '../../services/models/model';
-import type { App } from '../app';
+import type { ClassAverage } from '../analysis/averages';
+import { ResultCache, approximateBytes, cacheKey, keyOfDataset } from '../analysis/cache';
+import type { SimilarityEvent } from '../analysis/similarity';
+import type { Dataset, DatasetSummary } from '../data/dataset';
+import type { LoadedModel } from '../models/model';
+import type { JobObserver } from './context';
 
 /** A class-average image as computed (input space), with what the model made of it. */
 export type CachedAverage = Omit<ClassAverage, 'done' | 'total'> & {
@@ -21,8 +22,8 @@ export type CachedAverage = Omit<ClassAverage, 'done' | 'total'> & {
 
 export interface AnalysisCaches {
   averages: ResultCache<CachedAverage>;
-  similarity: ResultCache<SimilarityResponse[]>;
-  /** The similarity cache's bound: a response stream larger than this is not collected for it. */
+  similarity: ResultCache<SimilarityEvent[]>;
+  /** The similarity cache's bound: an event stream larger than this is not collected for it. */
   similarityMaxBytes: number;
 }
 
@@ -34,7 +35,7 @@ export function createAnalysisCaches(opts: { averagesBytes?: number; similarityB
   const similarityMaxBytes = opts.similarityBytes ?? SIMILARITY_CACHE_BYTES;
   return {
     averages: new ResultCache<CachedAverage>({ maxBytes: opts.averagesBytes ?? AVERAGES_CACHE_BYTES, sizeOf: (v) => approximateBytes(v) }),
-    similarity: new ResultCache<SimilarityResponse[]>({ maxBytes: similarityMaxBytes, sizeOf: (v) => approximateBytes(v) }),
+    similarity: new ResultCache<SimilarityEvent[]>({ maxBytes: similarityMaxBytes, sizeOf: (v) => approximateBytes(v) }),
     similarityMaxBytes,
   };
 }
@@ -58,6 +59,6 @@ export function dropDataset(caches: AnalysisCaches, dataset: DatasetSummary): vo
 }
 
 /** Counts one lookup of a request in the named cache. */
-export function countLookup(app: App, cache: 'averages' | 'similarity', hit: boolean): void {
-  (hit ? app.metrics.cacheHits : app.metrics.cacheMisses).inc({ cache });
+export function countLookup(observe: JobObserver, cache: 'averages' | 'similarity', hit: boolean): void {
+  observe.cacheLookup(cache, hit);
 }
