@@ -8,6 +8,7 @@ import type { Engine, EngineKind, EngineStatus } from '../services/engines/engin
 import type { Engines } from '../services/engines';
 import type { LoadedModel } from '../services/models/model';
 import { ModelRegistry } from '../services/models/registry';
+import { ImageDecodePool } from '../services/images/decode-pool';
 import type { ServerConfig } from './config';
 import type { Logger } from './log';
 import type { ServerMetrics } from './metrics';
@@ -22,6 +23,8 @@ export interface App {
   models: ModelRegistry;
   datasets: DatasetRegistry;
   engines: Engines;
+  /** PNG/JPEG decoding in worker threads, with the pixel budget checked from headers first. */
+  images: ImageDecodePool;
   rpc: RpcDeps;
   engine(kind: EngineKind): Engine;
   engineStatuses(): EngineStatus[];
@@ -54,6 +57,10 @@ export function createApp(opts: { config: ServerConfig; log: Logger; metrics: Se
     models,
     datasets,
     engines,
+    images: new ImageDecodePool({
+      threads: config.decodeThreads,
+      budget: { maxImagePixels: config.maxImagePixels, maxRequestPixels: config.maxRequestPixels },
+    }),
     rpc: { log, calls: new ActiveCalls() },
     engine: (kind) => engines.engineFor(kind),
     engineStatuses: () => [engines.onnxruntime.status(), engines.tfjs.status()],

@@ -44,6 +44,13 @@ export interface ServerConfig {
   maxHeavyStreams?: number;
   /** Largest gRPC message the server accepts (upload chunks, Predict tensors). */
   maxReceiveBytes: number;
+  // Images (services/images/decode-pool.ts) ------------------------------------------------------
+  /** Most pixels one encoded image may declare in its header; checked before decoding. */
+  maxImagePixels: number;
+  /** Most pixels the encoded images of one request may declare together. */
+  maxRequestPixels: number;
+  /** Worker threads that decode PNG/JPEG off the main event loop. */
+  decodeThreads: number;
 }
 
 export class ConfigError extends Error {
@@ -81,6 +88,9 @@ export function defaultConfig(): ServerConfig {
     gracePeriodMs: 30_000,
     logLevel: 'info',
     maxReceiveBytes: 16 * MiB,
+    maxImagePixels: 16 * MiB,
+    maxRequestPixels: 64 * MiB,
+    decodeThreads: Math.max(1, Math.min(2, os.availableParallelism() - 1)),
   };
 }
 
@@ -276,7 +286,38 @@ const OPTIONS: Option[] = [
     help: 'largest gRPC message the server accepts (default 16MiB)',
     apply: (c, v, s) => (c.maxReceiveBytes = parseBytes(v, s)),
   },
+  {
+    flag: '--max-image-pixels',
+    env: 'INTROSPECT_MAX_IMAGE_PIXELS',
+    arg: 'N',
+    help: 'most pixels (width x height) one PNG/JPEG may declare, checked from its header before decoding (default 16777216 = 4096x4096)',
+    apply: (c, v, s) => (c.maxImagePixels = parseCount(v, s)),
+  },
+  {
+    flag: '--max-request-pixels',
+    env: 'INTROSPECT_MAX_REQUEST_PIXELS',
+    arg: 'N',
+    help: 'most pixels all the PNG/JPEG images of one request may declare together (default 67108864)',
+    apply: (c, v, s) => (c.maxRequestPixels = parseCount(v, s)),
+  },
+  {
+    flag: '--decode-threads',
+    env: 'INTROSPECT_DECODE_THREADS',
+    arg: 'N',
+    help: 'worker threads decoding PNG/JPEG off the event loop (default: 2, or 1 on a single CPU)',
+    apply: (c, v, s) => (c.decodeThreads = parseInteger(v, s, 1, 64)),
+  },
 ];
+
+/** A positive count, with an optional k/M/G (decimal) suffix: "16777216", "16M", "64M". */
+function parseCount(value: string, source: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]?)\s*$/i.exec(value);
+  if (!m) throw new ConfigError(`${source}: '${value}' is not a count (examples: 16777216, 16M)`);
+  const unit = (m[2] ?? '').toLowerCase();
+  const n = Math.floor(Number(m[1]) * (unit === 'k' ? 1e3 : unit === 'm' ? 1e6 : unit === 'g' ? 1e9 : 1));
+  if (!Number.isSafeInteger(n) || n <= 0) throw new ConfigError(`${source}: '${value}' must be a positive count`);
+  return n;
+}
 
 function nonEmptyPath(value: string, source: string): string {
   if (value.trim() === '') throw new ConfigError(`${source} must not be empty`);

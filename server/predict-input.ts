@@ -6,7 +6,7 @@
 import type { PredictRequest } from '../clients/generated/introspect/v1/models';
 import { pixelsToInputSpace } from '../services/data/preprocess';
 import { invalidArgument } from '../services/errors';
-import { decodePixels } from '../services/images/decode';
+import type { ImageDecodePool } from '../services/images/decode-pool';
 import type { LoadedModel } from '../services/models/model';
 import { decodeTensor } from './tensors';
 
@@ -23,7 +23,12 @@ function checkChannels(c: number, model: LoadedModel, field: string): void {
   }
 }
 
-export function predictInput(req: PredictRequest, model: LoadedModel): { input: Float32Array; n: number } {
+export async function predictInput(
+  req: PredictRequest,
+  model: LoadedModel,
+  images: ImageDecodePool,
+  signal?: AbortSignal,
+): Promise<{ input: Float32Array; n: number }> {
   const [C, H, W] = model.inputShape;
   const hasTensor = req.images !== undefined;
   const hasEncoded = req.encoded.length > 0;
@@ -45,12 +50,12 @@ export function predictInput(req: PredictRequest, model: LoadedModel): { input: 
   }
   const n = req.encoded.length;
   if (n > MAX_PREDICT_IMAGES) throw invalidArgument(`encoded: ${n} images in one call; at most ${MAX_PREDICT_IMAGES}`);
-  const plane = C * H * W;
-  const input = new Float32Array(n * plane);
-  req.encoded.forEach((bytes, i) => {
-    const img = decodePixels(bytes, `encoded[${i}]`);
-    checkChannels(img.channels, model, `encoded[${i}]`);
-    pixelsToInputSpace(img.pixels, 1, img.height, img.width, img.channels, model.preprocessing, [C, H, W], input.subarray(i * plane));
-  });
+  // Headers are checked against the pixel budget and the model's channels before anything is decoded;
+  // decoding and fitting run in the decoder's worker threads.
+  const input = await images.toInputSpace(
+    req.encoded.map((bytes, i) => ({ bytes, shown: `encoded[${i}]` })),
+    model,
+    { field: 'encoded', signal, checkHeader: (h, shown) => checkChannels(h.channels, model, shown) },
+  );
   return { input, n };
 }

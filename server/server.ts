@@ -102,6 +102,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   } catch (err) {
     grpcServer.forceShutdown();
     await metricsHttp?.close();
+    await app.images.close();
     if (ownEngines) await closeEngines(engines, log);
     throw err;
   }
@@ -142,6 +143,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       grpcServer.forceShutdown();
       await metricsHttp?.close();
       app.models.clear();
+      await app.images.close();
       if (ownEngines) await closeEngines(engines, log);
       log.info('server stopped');
     })();

@@ -6,7 +6,6 @@
 import type { InputSpec } from '../../clients/generated/introspect/v1/analysis';
 import { decodeSize, pixelsToInputSpace, toInputSpace } from '../../services/data/preprocess';
 import { invalidArgument, throwIfAborted } from '../../services/errors';
-import { decodePixels } from '../../services/images/png';
 import type { LoadedModel } from '../../services/models/model';
 import { splitFromWire } from '../convert';
 import { decodeTensor } from '../tensors';
@@ -48,9 +47,11 @@ export async function neuronInput(deps: AnalysisDeps, mc: ModelContext, spec: In
     }
     case 'encoded': {
       if (source.value.byteLength === 0) throw invalidArgument('input.encoded is empty');
-      const img = decodePixels(source.value, 'input.encoded');
-      checkChannels(img.channels, model, 'input.encoded');
-      return pixelsToInputSpace(img.pixels, 1, img.height, img.width, img.channels, model.preprocessing, model.inputShape);
+      return deps.app.images.toInputSpace([{ bytes: source.value, shown: 'input.encoded' }], model, {
+        field: 'input.encoded',
+        signal,
+        checkHeader: (h, shown) => checkChannels(h.channels, model, shown),
+      });
     }
     case 'sample': {
       const s = source.value;

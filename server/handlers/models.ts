@@ -139,7 +139,7 @@ export async function receiveUpload(
 
 async function predict(app: App, req: PredictRequest, ctx: RpcContext): Promise<PredictResponse> {
   const { model, forward } = await modelContext(app, req.model, req.engine);
-  const { input, n } = predictInput(req, model);
+  const { input, n } = await predictInput(req, model, app.images, ctx.signal);
   const logits = await forward(input, n, ctx.signal);
   const predictions: Prediction[] = rankPredictions(logits, n, req.top > 0 ? req.top : 5, model.classNames).map((p) => ({
     top: p.top,
