@@ -9,6 +9,8 @@ import type { Engines } from '../services/engines';
 import type { LoadedModel } from '../services/models/model';
 import { ModelRegistry } from '../services/models/registry';
 import { ImageDecodePool } from '../services/images/decode-pool';
+import { RequestMemory } from '../services/memory/request-memory';
+import { resolveMemoryBudget } from './memory-budget';
 import type { ServerConfig } from './config';
 import type { Logger } from './log';
 import type { ServerMetrics } from './metrics';
@@ -25,6 +27,8 @@ export interface App {
   engines: Engines;
   /** PNG/JPEG decoding in worker threads, with the pixel budget checked from headers first. */
   images: ImageDecodePool;
+  /** The memory budget per request: estimates refused before allocating, batch sizes capped. */
+  memory: RequestMemory;
   rpc: RpcDeps;
   engine(kind: EngineKind): Engine;
   engineStatuses(): EngineStatus[];
@@ -38,6 +42,7 @@ export function createApp(opts: { config: ServerConfig; log: Logger; metrics: Se
     modelRoot: config.modelRoot,
     cacheBytes: config.cacheBytes,
     maxUploadBytes: config.maxUploadBytes,
+    maxInputElements: config.maxInputElements,
     onLookup: (hit) => (hit ? metrics.cacheHits : metrics.cacheMisses).inc({ cache: 'models' }),
     onResidentChange: (n) => metrics.modelsLoaded.set(n),
     onEvict: (model, reason) => {
@@ -50,6 +55,7 @@ export function createApp(opts: { config: ServerConfig; log: Logger; metrics: Se
     },
   });
   const datasets = new DatasetRegistry({ dataRoot: config.dataRoot });
+  const budget = resolveMemoryBudget(config);
   const app: App = {
     config,
     log,
@@ -61,6 +67,7 @@ export function createApp(opts: { config: ServerConfig; log: Logger; metrics: Se
       threads: config.decodeThreads,
       budget: { maxImagePixels: config.maxImagePixels, maxRequestPixels: config.maxRequestPixels },
     }),
+    memory: new RequestMemory(budget.requestBytes, budget.source),
     rpc: { log, calls: new ActiveCalls() },
     engine: (kind) => engines.engineFor(kind),
     engineStatuses: () => [engines.onnxruntime.status(), engines.tfjs.status()],

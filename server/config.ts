@@ -51,6 +51,11 @@ export interface ServerConfig {
   maxRequestPixels: number;
   /** Worker threads that decode PNG/JPEG off the main event loop. */
   decodeThreads: number;
+  // Memory (server/memory-budget.ts, services/memory/request-memory.ts) ---------------------------
+  /** Bytes one request may use; undefined = a quarter of the container's memory limit, else 1 GiB. */
+  memoryBudget?: number;
+  /** Most elements (C × H × W) of one input sample a model may declare; larger models are refused at load. */
+  maxInputElements: number;
 }
 
 export class ConfigError extends Error {
@@ -91,6 +96,7 @@ export function defaultConfig(): ServerConfig {
     maxImagePixels: 16 * MiB,
     maxRequestPixels: 64 * MiB,
     decodeThreads: Math.max(1, Math.min(2, os.availableParallelism() - 1)),
+    maxInputElements: 16 * MiB,
   };
 }
 
@@ -306,6 +312,20 @@ const OPTIONS: Option[] = [
     arg: 'N',
     help: 'worker threads decoding PNG/JPEG off the event loop (default: 2, or 1 on a single CPU)',
     apply: (c, v, s) => (c.decodeThreads = parseInteger(v, s, 1, 64)),
+  },
+  {
+    flag: '--memory-budget',
+    env: 'INTROSPECT_MEMORY_BUDGET',
+    arg: 'SIZE',
+    help: "memory one request may use (inputs and activations, estimated before allocating); batch sizes are capped to fit, larger requests get RESOURCE_EXHAUSTED (default: a quarter of the container's cgroup memory limit, else 1GiB)",
+    apply: (c, v, s) => (c.memoryBudget = parseBytes(v, s)),
+  },
+  {
+    flag: '--max-input-elements',
+    env: 'INTROSPECT_MAX_INPUT_ELEMENTS',
+    arg: 'N',
+    help: 'most elements (C x H x W) one input sample of a model may have; larger models are refused at load (default 16777216 = 1x4096x4096)',
+    apply: (c, v, s) => (c.maxInputElements = parseCount(v, s)),
   },
 ];
 

@@ -2,10 +2,17 @@
 import { createEngines, type Engines } from '../services/engines';
 import type { ServerConfig } from './config';
 import type { Logger } from './log';
+import { resolveMemoryBudget } from './memory-budget';
 
 export async function startEngines(config: ServerConfig, log: Logger): Promise<Engines> {
   const engines = createEngines({
-    onnxruntime: { workers: config.workers, intraOpThreads: config.intraOpThreads, device: config.device },
+    onnxruntime: {
+      workers: config.workers,
+      intraOpThreads: config.intraOpThreads,
+      device: config.device,
+      // Tensors in flight are bounded by the same budget as one request.
+      memoryBudgetBytes: resolveMemoryBudget(config).requestBytes,
+    },
     log: (message) => log.info(message, { component: 'engines' }),
   });
   try {

@@ -122,6 +122,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     tls: tlsEnabled(config) ? (config.tlsClientCa !== undefined ? 'mutual' : 'server') : 'off',
     auth: tokens ? 'bearer' : 'off',
     maxHeavyStreams: heavyStreams.max,
+    memoryBudgetBytes: app.memory.budgetBytes,
+    memoryBudgetFrom: app.memory.source,
   });
 
   let closing: Promise<void> | undefined;
