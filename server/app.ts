@@ -68,7 +68,7 @@ export function createApp(opts: { config: ServerConfig; log: Logger; metrics: Se
       budget: { maxImagePixels: config.maxImagePixels, maxRequestPixels: config.maxRequestPixels },
     }),
     memory: new RequestMemory(budget.requestBytes, budget.source),
-    rpc: { log, calls: new ActiveCalls() },
+    rpc: { log, calls: new ActiveCalls(), streamIdleMs: config.streamIdleMs },
     engine: (kind) => engines.engineFor(kind),
     engineStatuses: () => [engines.onnxruntime.status(), engines.tfjs.status()],
     forward: (model, kind) => {

@@ -56,6 +56,16 @@ export interface ServerConfig {
   memoryBudget?: number;
   /** Most elements (C × H × W) of one input sample a model may declare; larger models are refused at load. */
   maxInputElements: number;
+  // Stalled clients and connections (server/idle-timeout.ts, server/grpc-options.ts) ----------------
+  /** Most time between two messages of a client stream (UploadModel); undefined = no limit. */
+  streamIdleMs?: number;
+  /** Server keepalive pings: interval, and how long an unanswered ping may wait before the connection closes. */
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
+  /** Connections are asked to reconnect after this age (clients then find new pods); undefined = never. */
+  maxConnectionAgeMs?: number;
+  /** How long calls on an aged connection may still run before it closes; undefined = as long as they run. */
+  maxConnectionAgeGraceMs?: number;
 }
 
 export class ConfigError extends Error {
@@ -97,6 +107,11 @@ export function defaultConfig(): ServerConfig {
     maxRequestPixels: 64 * MiB,
     decodeThreads: Math.max(1, Math.min(2, os.availableParallelism() - 1)),
     maxInputElements: 16 * MiB,
+    streamIdleMs: 30_000,
+    keepaliveTimeMs: 60_000,
+    keepaliveTimeoutMs: 20_000,
+    maxConnectionAgeMs: 15 * 60_000,
+    maxConnectionAgeGraceMs: 30 * 60_000,
   };
 }
 
@@ -327,7 +342,53 @@ const OPTIONS: Option[] = [
     help: 'most elements (C x H x W) one input sample of a model may have; larger models are refused at load (default 16777216 = 1x4096x4096)',
     apply: (c, v, s) => (c.maxInputElements = parseCount(v, s)),
   },
+  {
+    flag: '--stream-idle-timeout',
+    env: 'INTROSPECT_STREAM_IDLE_TIMEOUT',
+    arg: 'DURATION|off',
+    help: 'most time between two messages of a client stream (UploadModel) before DEADLINE_EXCEEDED frees its slot (default 30s)',
+    apply: (c, v, s) => (c.streamIdleMs = parseDurationOrOff(v, s)),
+  },
+  {
+    flag: '--keepalive-time',
+    env: 'INTROSPECT_KEEPALIVE_TIME',
+    arg: 'DURATION',
+    help: 'interval of the server keepalive pings on each connection (default 60s)',
+    apply: (c, v, s) => (c.keepaliveTimeMs = parsePositiveDuration(v, s)),
+  },
+  {
+    flag: '--keepalive-timeout',
+    env: 'INTROSPECT_KEEPALIVE_TIMEOUT',
+    arg: 'DURATION',
+    help: 'how long a keepalive ping may go unanswered before the connection and its calls are closed (default 20s)',
+    apply: (c, v, s) => (c.keepaliveTimeoutMs = parsePositiveDuration(v, s)),
+  },
+  {
+    flag: '--max-connection-age',
+    env: 'INTROSPECT_MAX_CONNECTION_AGE',
+    arg: 'DURATION|off',
+    help: 'connections older than this are asked to reconnect (GOAWAY), so clients spread over new pods (default 15m)',
+    apply: (c, v, s) => (c.maxConnectionAgeMs = parseDurationOrOff(v, s)),
+  },
+  {
+    flag: '--max-connection-age-grace',
+    env: 'INTROSPECT_MAX_CONNECTION_AGE_GRACE',
+    arg: 'DURATION|off',
+    help: 'how long calls on an aged connection may still run before it closes; off = as long as they run (default 30m)',
+    apply: (c, v, s) => (c.maxConnectionAgeGraceMs = parseDurationOrOff(v, s)),
+  },
 ];
+
+function parsePositiveDuration(value: string, source: string): number {
+  const ms = parseDuration(value, source);
+  if (!(ms > 0)) throw new ConfigError(`${source}: '${value}' must be longer than 0`);
+  return ms;
+}
+
+/** A positive duration, or 'off' (undefined: no limit). */
+function parseDurationOrOff(value: string, source: string): number | undefined {
+  return value.trim().toLowerCase() === 'off' ? undefined : parsePositiveDuration(value, source);
+}
 
 /** A positive count, with an optional k/M/G (decimal) suffix: "16777216", "16M", "64M". */
 function parseCount(value: string, source: string): number {

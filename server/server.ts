@@ -27,6 +27,7 @@ import { tolerantDecoding } from './decode';
 import { TokenSet, authInterceptor, loadTokens } from './auth';
 import { HeavyStreamLimiter, registerLimiterMetrics } from './limits';
 import { serverCredentials, tlsEnabled } from './tls';
+import { grpcServerOptions } from './grpc-options';
 
 export interface StartOptions {
   log?: Logger;
@@ -70,10 +71,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     interceptors.push(authInterceptor(tokens, (method, code) => log.info('call refused', { method, code: statusName(code) })));
   }
   interceptors.push(heavyStreams.interceptor());
-  const grpcServer = new Server({
-    interceptors,
-    'grpc.max_receive_message_length': config.maxReceiveBytes,
-  });
+  const grpcServer = new Server({ interceptors, ...grpcServerOptions(config) });
   grpcServer.addService(tolerantDecoding(ModelServiceService), modelHandlers(app));
   grpcServer.addService(tolerantDecoding(DatasetServiceService), datasetHandlers(app));
   grpcServer.addService(tolerantDecoding(AnalysisServiceService), analysisHandlers(app));
