@@ -66,6 +66,8 @@ export interface ServerConfig {
   maxConnectionAgeMs?: number;
   /** How long calls on an aged connection may still run before it closes; undefined = as long as they run. */
   maxConnectionAgeGraceMs?: number;
+  /** A model repository file (JSON or YAML) loaded at start; the server is not ready until it is. */
+  repository?: string;
 }
 
 export class ConfigError extends Error {
@@ -341,6 +343,13 @@ const OPTIONS: Option[] = [
     arg: 'N',
     help: 'most elements (C x H x W) one input sample of a model may have; larger models are refused at load (default 16777216 = 1x4096x4096)',
     apply: (c, v, s) => (c.maxInputElements = parseCount(v, s)),
+  },
+  {
+    flag: '--repository',
+    env: 'INTROSPECT_REPOSITORY',
+    arg: 'FILE',
+    help: 'models and data sets to load at start (JSON, or YAML when named .yaml/.yml; paths under --model-root / --data-root); NOT_SERVING until loaded, or with the failing entry',
+    apply: (c, v, s) => (c.repository = nonEmptyPath(v, s)),
   },
   {
     flag: '--stream-idle-timeout',

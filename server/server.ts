@@ -28,6 +28,9 @@ import { TokenSet, authInterceptor, loadTokens } from './auth';
 import { HeavyStreamLimiter, registerLimiterMetrics } from './limits';
 import { serverCredentials, tlsEnabled } from './tls';
 import { grpcServerOptions } from './grpc-options';
+import { Readiness } from './readiness';
+import { loadRepository } from './repository-loader';
+import { missingRoots } from './roots';
 
 export interface StartOptions {
   log?: Logger;
@@ -42,6 +45,10 @@ export interface RunningServer {
   metricsPort: number | null;
   app: App;
   health: Health;
+  /** What keeps the server NOT_SERVING (device, roots, repository, draining). */
+  readiness: Readiness;
+  /** Settles when the model repository (--repository) has loaded or failed; at once without one. */
+  repositoryLoaded: Promise<{ ok: boolean; reason?: string }>;
   /** The bound on concurrent heavy streams. */
   heavyStreams: HeavyStreamLimiter;
   /**
@@ -108,11 +115,19 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   for (const s of statuses) metrics.deviceInfo.set({ engine: s.kind, device: s.device, backend: s.backend }, 1);
   const device = deviceReadiness(config, statuses);
   for (const s of device.fellBack) metrics.deviceFallbacks.inc({ engine: s.kind, requested: config.device });
-  if (device.ok) health.setServing();
-  else {
-    health.setNotServing(device.reason);
+  const readiness = new Readiness(health);
+  if (!device.ok) {
+    readiness.block('device', device.reason);
     log.error('not serving: the requested device is unavailable', { reason: device.reason });
   }
+  const missing = await missingRoots(config);
+  if (missing.length > 0) {
+    readiness.block('roots', missing.join('; '));
+    log.error('not serving: a root is missing', { reason: missing.join('; ') });
+  }
+  const repositoryLoaded =
+    config.repository !== undefined ? loadRepository(app, config.repository, readiness) : Promise.resolve({ ok: true });
+  readiness.update();
   log.info('server listening', {
     host: config.host,
     port,
@@ -127,7 +142,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   let closing: Promise<void> | undefined;
   const close = (graceMs = config.gracePeriodMs): Promise<void> => {
     closing ??= (async () => {
-      health.setNotServing();
+      readiness.drain();
       log.info('draining', { inFlight: app.rpc.calls.size, graceMs });
       const drained = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
       let timer: NodeJS.Timeout | undefined;
@@ -150,7 +165,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     return closing;
   };
 
-  return { port, metricsPort: metricsHttp?.port ?? null, app, health, heavyStreams, close };
+  return { port, metricsPort: metricsHttp?.port ?? null, app, health, readiness, repositoryLoaded, close, heavyStreams };
 }
 
 async function closeEngines(engines: Engines, log: Logger): Promise<void> {
