@@ -58,8 +58,9 @@ const DATASET_FORMATS: readonly string[] = ['idx', 'cifar10', 'image-folder'];
 /** Parses the text of a repository file (YAML when named .yaml/.yml, JSON otherwise). */
 export function parseRepository(text: string, file: string): Repository {
   let doc: unknown;
+  const parseYaml = /\.ya?ml$/i.test(file) ? yamlParser(file) : undefined;
   try {
-    doc = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
+    doc = parseYaml ? parseYaml(text) : JSON.parse(text);
   } catch (e) {
     throw invalidArgument(`repository ${file}: not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'}: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
   }
@@ -73,11 +74,16 @@ export function parseRepository(text: string, file: string): Repository {
   return { file, models, datasets };
 }
 
-function parseYaml(text: string): unknown {
-  // `yaml` is loaded only for YAML repositories.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const yaml = require('yaml') as { parse(t: string): unknown };
-  return yaml.parse(text);
+/** The `yaml` package's parser, loaded only for YAML repositories (an install without it can use JSON). */
+function yamlParser(file: string): (text: string) => unknown {
+  let yaml: { parse(t: string): unknown };
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    yaml = require('yaml') as { parse(t: string): unknown };
+  } catch {
+    throw invalidArgument(`repository ${file}: YAML needs the 'yaml' package, which this installation lacks; write the repository as JSON (a .json file)`);
+  }
+  return (text) => yaml.parse(text);
 }
 
 function modelEntry(raw: unknown, at: string): RepositoryModel {
