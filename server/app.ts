@@ -54,7 +54,12 @@ export function createApp(opts: { config: ServerConfig; log: Logger; metrics: Se
       }
     },
   });
-  const datasets = new DatasetRegistry({ dataRoot: config.dataRoot });
+  const images = new ImageDecodePool({
+    threads: config.decodeThreads,
+    budget: { maxImagePixels: config.maxImagePixels, maxRequestPixels: config.maxRequestPixels },
+  });
+  // Image-folder data sets decode their files in the same worker threads, off the event loop.
+  const datasets = new DatasetRegistry({ dataRoot: config.dataRoot, decodeImages: (list, signal) => images.pixels(list, signal) });
   const budget = resolveMemoryBudget(config);
   const app: App = {
     config,
@@ -63,10 +68,7 @@ export function createApp(opts: { config: ServerConfig; log: Logger; metrics: Se
     models,
     datasets,
     engines,
-    images: new ImageDecodePool({
-      threads: config.decodeThreads,
-      budget: { maxImagePixels: config.maxImagePixels, maxRequestPixels: config.maxRequestPixels },
-    }),
+    images,
     memory: new RequestMemory(budget.requestBytes, budget.source),
     rpc: { log, calls: new ActiveCalls(), streamIdleMs: config.streamIdleMs },
     engine: (kind) => engines.engineFor(kind),

@@ -13,7 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { IntrospectError, throwIfAborted } from '../errors';
 import type { Shape3 } from '../data/preprocess';
 import type { PreprocessSpec } from '../data/preprocessing';
-import { imageHeader, type ImageHeader } from './decode';
+import { imageHeader, type DecodedImage, type ImageHeader } from './decode';
 import type { DecodeJob, DecodeResult } from './decode-protocol';
 import { checkPixelBudget, type PixelBudget } from './pixel-budget';
 
@@ -30,7 +30,7 @@ export interface InputSpaceTarget {
 
 interface Pending {
   job: DecodeJob;
-  resolve(data: Float32Array): void;
+  resolve(result: Extract<DecodeResult, { ok: true }>): void;
   reject(err: Error): void;
 }
 
@@ -80,12 +80,22 @@ export class ImageDecodePool {
     const out = new Float32Array(images.length * plane);
     await Promise.all(
       images.map(async (im, i) => {
-        const data = await this.decode(im, target, opts.signal);
-        out.set(data, i * plane);
+        const r = await this.decode(im, { spec: target.preprocessing, inputShape: target.inputShape }, opts.signal);
+        out.set(r.data, i * plane);
       }),
     );
     throwIfAborted(opts.signal);
     return out;
+  }
+
+  /**
+   * Raw pixels of stored images (a data set's files, vetted when it was registered; no request budget),
+   * decoded in the workers.
+   */
+  async pixels(images: readonly EncodedImage[], signal?: AbortSignal): Promise<DecodedImage[]> {
+    const out = await Promise.all(images.map((im) => this.decode(im, undefined, signal)));
+    throwIfAborted(signal);
+    return out.map((r) => ({ height: r.height, width: r.width, channels: r.channels, pixels: r.data as Uint8Array }));
   }
 
   /** Finishes nothing more: queued and running jobs fail, workers end. */
@@ -99,13 +109,13 @@ export class ImageDecodePool {
     this.slots.length = 0;
   }
 
-  private decode(im: EncodedImage, target: InputSpaceTarget, signal: AbortSignal | undefined): Promise<Float32Array> {
+  private decode(im: EncodedImage, target: DecodeJob['target'], signal: AbortSignal | undefined): Promise<Extract<DecodeResult, { ok: true }>> {
     if (this.closed) return Promise.reject(new IntrospectError('cancelled', 'the image decoder is closed'));
     throwIfAborted(signal);
     // A copy: the request's buffer is shared with the rest of the message, and the copy is transferred.
     const bytes = new Uint8Array(im.bytes);
-    const job: DecodeJob = { id: this.nextId++, bytes, shown: im.shown, spec: target.preprocessing, inputShape: target.inputShape };
-    return new Promise<Float32Array>((resolve, reject) => {
+    const job: DecodeJob = { id: this.nextId++, bytes, shown: im.shown, target };
+    return new Promise<Extract<DecodeResult, { ok: true }>>((resolve, reject) => {
       const pending: Pending = { job, resolve, reject };
       const onAbort = (): void => {
         const at = this.queue.indexOf(pending);
@@ -148,7 +158,7 @@ export class ImageDecodePool {
       const p = slot.busy;
       slot.busy = null;
       if (p && p.job.id === msg.id) {
-        if (msg.ok) p.resolve(msg.data);
+        if (msg.ok) p.resolve(msg);
         else p.reject(new IntrospectError(msg.kind, msg.message));
       }
       this.pump();

@@ -9,11 +9,10 @@ export interface DecodeJob {
   bytes: Uint8Array;
   /** Names the image in errors, e.g. `encoded[2]`. */
   shown: string;
-  /** Fit the decoded image into this model input space ([C, H, W]) with this preprocessing. */
-  spec: PreprocessSpec;
-  inputShape: Shape3;
+  /** Fit the decoded image into this model input space ([C, H, W]) with this preprocessing; absent: raw pixels. */
+  target?: { spec: PreprocessSpec; inputShape: Shape3 };
 }
 
 export type DecodeResult =
-  | { id: number; ok: true; /** [C, H, W] in the model's input space. */ data: Float32Array }
+  | { id: number; ok: true; /** [C, H, W] in the model's input space, or the raw pixels [H, W, C]. */ data: Float32Array | Uint8Array; height: number; width: number; channels: 1 | 3 }
   | { id: number; ok: false; kind: ErrorKind; message: string };

@@ -14,8 +14,10 @@ port.on('message', (job: DecodeJob) => {
   let reply: DecodeResult;
   try {
     const img = decodePixels(job.bytes, job.shown);
-    const data = pixelsToInputSpace(img.pixels, 1, img.height, img.width, img.channels, job.spec, job.inputShape);
-    reply = { id: job.id, ok: true, data };
+    const data = job.target
+      ? pixelsToInputSpace(img.pixels, 1, img.height, img.width, img.channels, job.target.spec, job.target.inputShape)
+      : img.pixels;
+    reply = { id: job.id, ok: true, data, height: img.height, width: img.width, channels: img.channels };
     port.postMessage(reply, [data.buffer as ArrayBuffer]);
   } catch (e) {
     reply = e instanceof IntrospectError

@@ -5,10 +5,13 @@
  * checks keep answering (p99 under 100 ms over a bounded number of calls).
  */
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Client, credentials, status } from '@grpc/grpc-js';
 import { ElementType } from '../../clients/generated/introspect/v1/common';
 import { parseConfig } from '../../server/config';
-import { encodePng } from '../../services/images/png';
+import { Split } from '../../clients/generated/introspect/v1/common';
+import { decodePixels, encodePng } from '../../services/images/png';
 import { BUNDLED_MODEL, grpcError, startTestServer, type TestServer } from '../support/server';
 import { mnist } from '../rpc/support';
 import { zeroPng } from './png-bombs';
@@ -85,6 +88,36 @@ describe('production: image decoding off the event loop, pixel budget before dec
       });
       assert.equal(e3.code, status.RESOURCE_EXHAUSTED);
       assert.match(e3.details, /input\.encoded: 8192×8192 = 67108864 pixels is over the server's limit/);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it('decodes the files of image-folder data sets in the worker threads too, to the same pixels', async () => {
+    const fresh = await startTestServer({});
+    try {
+      const m = mnist('test');
+      const files: string[] = [];
+      for (const split of ['train', 'test']) {
+        for (const cls of ['a', 'b']) {
+          const dir = path.join(fresh.dataRoot, 'digits', split, cls);
+          fs.mkdirSync(dir, { recursive: true });
+          for (let i = 0; i < 3; i++) {
+            const k = files.length;
+            fs.writeFileSync(path.join(dir, `${i}.png`), encodePng(m.images.subarray(k * 784, (k + 1) * 784), 28, 28, 1));
+            if (split === 'test') files.push(path.join(dir, `${i}.png`));
+            else files.push('');
+          }
+        }
+      }
+      await fresh.client.registerDataset({ name: 'digits', path: 'digits' });
+      assert.equal(fresh.server.app.images.workers, 0);
+      const samples: Buffer[] = [];
+      for await (const smp of fresh.client.getSamples({ dataset: 'digits', split: Split.SPLIT_TEST, limit: 6 })) samples.push(Buffer.from(smp.pixels!.data));
+      assert.ok(fresh.server.app.images.workers > 0, 'the decoder threads did the work');
+      const expected = files.filter((f) => f !== '').map((f) => Buffer.from(decodePixels(fs.readFileSync(f)).pixels));
+      assert.equal(samples.length, 6);
+      samples.forEach((px, i) => assert.ok(px.equals(expected[i]!), `sample ${i} has the file's pixels`));
     } finally {
       await fresh.close();
     }
