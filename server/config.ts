@@ -424,7 +424,7 @@ export function usage(): string {
   ];
   for (const o of OPTIONS) {
     const left = `  ${o.flag}${o.switch ? '' : ` ${o.arg}`}`;
-    lines.push(`${left.padEnd(34)}${o.help}`);
+    lines.push(`${left.padEnd(33)} ${o.help}`);
     lines.push(`${''.padEnd(34)}env ${o.env}`);
   }
   lines.push(`${'  -h, --help'.padEnd(34)}show this help`);
