@@ -8,6 +8,9 @@ import type { Engine, EngineKind, EngineStatus } from '../services/engines/engin
 import type { Engines } from '../services/engines';
 import type { LoadedModel } from '../services/models/model';
 import { ModelRegistry } from '../services/models/registry';
+import { ImageDecodePool } from '../services/images/decode-pool';
+import { RequestMemory } from '../services/memory/request-memory';
+import { resolveMemoryBudget } from './memory-budget';
 import type { ServerConfig } from './config';
 import type { Logger } from './log';
 import type { ServerMetrics } from './metrics';
@@ -22,6 +25,10 @@ export interface App {
   models: ModelRegistry;
   datasets: DatasetRegistry;
   engines: Engines;
+  /** PNG/JPEG decoding in worker threads, with the pixel budget checked from headers first. */
+  images: ImageDecodePool;
+  /** The memory budget per request: estimates refused before allocating, batch sizes capped. */
+  memory: RequestMemory;
   rpc: RpcDeps;
   engine(kind: EngineKind): Engine;
   engineStatuses(): EngineStatus[];
@@ -35,6 +42,7 @@ export function createApp(opts: { config: ServerConfig; log: Logger; metrics: Se
     modelRoot: config.modelRoot,
     cacheBytes: config.cacheBytes,
     maxUploadBytes: config.maxUploadBytes,
+    maxInputElements: config.maxInputElements,
     onLookup: (hit) => (hit ? metrics.cacheHits : metrics.cacheMisses).inc({ cache: 'models' }),
     onResidentChange: (n) => metrics.modelsLoaded.set(n),
     onEvict: (model, reason) => {
@@ -46,7 +54,13 @@ export function createApp(opts: { config: ServerConfig; log: Logger; metrics: Se
       }
     },
   });
-  const datasets = new DatasetRegistry({ dataRoot: config.dataRoot });
+  const images = new ImageDecodePool({
+    threads: config.decodeThreads,
+    budget: { maxImagePixels: config.maxImagePixels, maxRequestPixels: config.maxRequestPixels },
+  });
+  // Image-folder data sets decode their files in the same worker threads, off the event loop.
+  const datasets = new DatasetRegistry({ dataRoot: config.dataRoot, decodeImages: (list, signal) => images.pixels(list, signal) });
+  const budget = resolveMemoryBudget(config);
   const app: App = {
     config,
     log,
@@ -54,7 +68,9 @@ export function createApp(opts: { config: ServerConfig; log: Logger; metrics: Se
     models,
     datasets,
     engines,
-    rpc: { log, calls: new ActiveCalls() },
+    images,
+    memory: new RequestMemory(budget.requestBytes, budget.source),
+    rpc: { log, calls: new ActiveCalls(), streamIdleMs: config.streamIdleMs },
     engine: (kind) => engines.engineFor(kind),
     engineStatuses: () => engines.statuses(),
     forward: (model, kind) => {

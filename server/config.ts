@@ -45,6 +45,30 @@ export interface ServerConfig {
   maxHeavyStreams?: number;
   /** Largest gRPC message the server accepts (upload chunks, Predict tensors). */
   maxReceiveBytes: number;
+  // Images (services/images/decode-pool.ts) ------------------------------------------------------
+  /** Most pixels one encoded image may declare in its header; checked before decoding. */
+  maxImagePixels: number;
+  /** Most pixels the encoded images of one request may declare together. */
+  maxRequestPixels: number;
+  /** Worker threads that decode PNG/JPEG off the main event loop. */
+  decodeThreads: number;
+  // Memory (server/memory-budget.ts, services/memory/request-memory.ts) ---------------------------
+  /** Bytes one request may use; undefined = a quarter of the container's memory limit, else 1 GiB. */
+  memoryBudget?: number;
+  /** Most elements (C × H × W) of one input sample a model may declare; larger models are refused at load. */
+  maxInputElements: number;
+  // Stalled clients and connections (server/idle-timeout.ts, server/grpc-options.ts) ----------------
+  /** Most time between two messages of a client stream (UploadModel); undefined = no limit. */
+  streamIdleMs?: number;
+  /** Server keepalive pings: interval, and how long an unanswered ping may wait before the connection closes. */
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
+  /** Connections are asked to reconnect after this age (clients then find new pods); undefined = never. */
+  maxConnectionAgeMs?: number;
+  /** How long calls on an aged connection may still run before it closes; undefined = as long as they run. */
+  maxConnectionAgeGraceMs?: number;
+  /** A model repository file (JSON or YAML) loaded at start; the server is not ready until it is. */
+  repository?: string;
 }
 
 export class ConfigError extends Error {
@@ -83,6 +107,15 @@ export function defaultConfig(): ServerConfig {
     gracePeriodMs: 30_000,
     logLevel: 'info',
     maxReceiveBytes: 16 * MiB,
+    maxImagePixels: 16 * MiB,
+    maxRequestPixels: 64 * MiB,
+    decodeThreads: Math.max(1, Math.min(2, os.availableParallelism() - 1)),
+    maxInputElements: 16 * MiB,
+    streamIdleMs: 30_000,
+    keepaliveTimeMs: 60_000,
+    keepaliveTimeoutMs: 20_000,
+    maxConnectionAgeMs: 15 * 60_000,
+    maxConnectionAgeGraceMs: 30 * 60_000,
   };
 }
 
@@ -280,7 +313,105 @@ const OPTIONS: Option[] = [
     help: 'largest gRPC message the server accepts (default 16MiB)',
     apply: (c, v, s) => (c.maxReceiveBytes = parseBytes(v, s)),
   },
+  {
+    flag: '--max-image-pixels',
+    env: 'INTROSPECT_MAX_IMAGE_PIXELS',
+    arg: 'N',
+    help: 'most pixels (width x height) one PNG/JPEG may declare, checked from its header before decoding (default 16777216 = 4096x4096)',
+    apply: (c, v, s) => (c.maxImagePixels = parseCount(v, s)),
+  },
+  {
+    flag: '--max-request-pixels',
+    env: 'INTROSPECT_MAX_REQUEST_PIXELS',
+    arg: 'N',
+    help: 'most pixels all the PNG/JPEG images of one request may declare together (default 67108864)',
+    apply: (c, v, s) => (c.maxRequestPixels = parseCount(v, s)),
+  },
+  {
+    flag: '--decode-threads',
+    env: 'INTROSPECT_DECODE_THREADS',
+    arg: 'N',
+    help: 'worker threads decoding PNG/JPEG off the event loop (default: 2, or 1 on a single CPU)',
+    apply: (c, v, s) => (c.decodeThreads = parseInteger(v, s, 1, 64)),
+  },
+  {
+    flag: '--memory-budget',
+    env: 'INTROSPECT_MEMORY_BUDGET',
+    arg: 'SIZE',
+    help: "memory one request may use (inputs and activations, estimated before allocating); batch sizes are capped to fit, larger requests get RESOURCE_EXHAUSTED (default: a quarter of the container's cgroup memory limit, else 1GiB)",
+    apply: (c, v, s) => (c.memoryBudget = parseBytes(v, s)),
+  },
+  {
+    flag: '--max-input-elements',
+    env: 'INTROSPECT_MAX_INPUT_ELEMENTS',
+    arg: 'N',
+    help: 'most elements (C x H x W) one input sample of a model may have; larger models are refused at load (default 16777216 = 1x4096x4096)',
+    apply: (c, v, s) => (c.maxInputElements = parseCount(v, s)),
+  },
+  {
+    flag: '--repository',
+    env: 'INTROSPECT_REPOSITORY',
+    arg: 'FILE',
+    help: 'models and data sets to load at start (JSON, or YAML when named .yaml/.yml; paths under --model-root / --data-root); NOT_SERVING until loaded, or with the failing entry',
+    apply: (c, v, s) => (c.repository = nonEmptyPath(v, s)),
+  },
+  {
+    flag: '--stream-idle-timeout',
+    env: 'INTROSPECT_STREAM_IDLE_TIMEOUT',
+    arg: 'DURATION|off',
+    help: 'most time between two messages of a client stream (UploadModel) before DEADLINE_EXCEEDED frees its slot (default 30s)',
+    apply: (c, v, s) => (c.streamIdleMs = parseDurationOrOff(v, s)),
+  },
+  {
+    flag: '--keepalive-time',
+    env: 'INTROSPECT_KEEPALIVE_TIME',
+    arg: 'DURATION',
+    help: 'interval of the server keepalive pings on each connection (default 60s)',
+    apply: (c, v, s) => (c.keepaliveTimeMs = parsePositiveDuration(v, s)),
+  },
+  {
+    flag: '--keepalive-timeout',
+    env: 'INTROSPECT_KEEPALIVE_TIMEOUT',
+    arg: 'DURATION',
+    help: 'how long a keepalive ping may go unanswered before the connection and its calls are closed (default 20s)',
+    apply: (c, v, s) => (c.keepaliveTimeoutMs = parsePositiveDuration(v, s)),
+  },
+  {
+    flag: '--max-connection-age',
+    env: 'INTROSPECT_MAX_CONNECTION_AGE',
+    arg: 'DURATION|off',
+    help: 'connections older than this are asked to reconnect (GOAWAY), so clients spread over new pods (default 15m)',
+    apply: (c, v, s) => (c.maxConnectionAgeMs = parseDurationOrOff(v, s)),
+  },
+  {
+    flag: '--max-connection-age-grace',
+    env: 'INTROSPECT_MAX_CONNECTION_AGE_GRACE',
+    arg: 'DURATION|off',
+    help: 'how long calls on an aged connection may still run before it closes; off = as long as they run (default 30m)',
+    apply: (c, v, s) => (c.maxConnectionAgeGraceMs = parseDurationOrOff(v, s)),
+  },
 ];
+
+function parsePositiveDuration(value: string, source: string): number {
+  const ms = parseDuration(value, source);
+  if (!(ms > 0)) throw new ConfigError(`${source}: '${value}' must be longer than 0`);
+  return ms;
+}
+
+/** A positive duration, or 'off' (undefined: no limit). */
+function parseDurationOrOff(value: string, source: string): number | undefined {
+  return value.trim().toLowerCase() === 'off' ? undefined : parsePositiveDuration(value, source);
+}
+
+/** A positive count, with an optional k/M/G (decimal) suffix: "16777216", "16M", "64M". */
+function parseCount(value: string, source: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]?)\s*$/i.exec(value);
+  if (!m) throw new ConfigError(`${source}: '${value}' is not a count (examples: 16777216, 16M)`);
+  const unit = (m[2] ?? '').toLowerCase();
+  const n = Math.floor(Number(m[1]) * (unit === 'k' ? 1e3 : unit === 'm' ? 1e6 : unit === 'g' ? 1e9 : 1));
+  if (!Number.isSafeInteger(n) || n <= 0) throw new ConfigError(`${source}: '${value}' must be a positive count`);
+  return n;
+}
 
 function nonEmptyPath(value: string, source: string): string {
   if (value.trim() === '') throw new ConfigError(`${source} must not be empty`);
@@ -297,7 +428,7 @@ export function usage(): string {
   ];
   for (const o of OPTIONS) {
     const left = `  ${o.flag}${o.switch ? '' : ` ${o.arg}`}`;
-    lines.push(`${left.padEnd(34)}${o.help}`);
+    lines.push(`${left.padEnd(33)} ${o.help}`);
     lines.push(`${''.padEnd(34)}env ${o.env}`);
   }
   lines.push(`${'  -h, --help'.padEnd(34)}show this help`);

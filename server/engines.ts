@@ -2,12 +2,15 @@
 import { createEngines, type Engines } from '../services/engines';
 import type { ServerConfig } from './config';
 import type { Logger } from './log';
+import { resolveMemoryBudget } from './memory-budget';
 
 export async function startEngines(config: ServerConfig, log: Logger): Promise<Engines> {
   const engines = createEngines({
     workers: config.workers,
     intraOpThreads: config.intraOpThreads,
     device: config.device,
+    // Tensors in flight are bounded by the same budget as one request.
+    onnxruntime: { memoryBudgetBytes: resolveMemoryBudget(config).requestBytes },
     log: (message) => log.info(message, { component: 'engines' }),
   });
   try {

@@ -1,7 +1,8 @@
 /**
- * The HTTP side port: `GET /metrics` (Prometheus text format) and `GET /healthz` (200 while serving,
- * 503 with the reason while not serving: draining, or a requested GPU device unavailable). Kubernetes probes use the native gRPC health check; /healthz is for humans
- * and simple load balancers.
+ * The HTTP side port: `GET /metrics` (Prometheus text format), `GET /healthz` = readiness (200 while
+ * serving, 503 with the reasons while not: draining, a requested GPU device unavailable, a root missing,
+ * the model repository loading or failed) and `GET /livez` = liveness (200 while the process answers;
+ * cheap, and independent of readiness, so a pod that is not ready is not restarted and its state lost).
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -38,12 +39,16 @@ export async function startMetricsHttp(opts: {
       );
       return;
     }
+    if (url === '/livez') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('alive\n');
+      return;
+    }
     if (url === '/healthz') {
       const ok = opts.serving();
       res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : `${opts.notServingReason?.() || 'draining'}\n`);
       return;
     }
-    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /healthz\n');
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz or /livez\n');
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -6,7 +6,8 @@
 import type { PredictRequest } from '../api/generated/introspect/v1/models';
 import { pixelsToInputSpace } from '../services/data/preprocess';
 import { invalidArgument } from '../services/errors';
-import { decodePixels } from '../services/images/decode';
+import type { ImageDecodePool } from '../services/images/decode-pool';
+import type { RequestMemory } from '../services/memory/request-memory';
 import type { LoadedModel } from '../services/models/model';
 import { decodeTensor } from './tensors';
 
@@ -23,7 +24,12 @@ function checkChannels(c: number, model: LoadedModel, field: string): void {
   }
 }
 
-export function predictInput(req: PredictRequest, model: LoadedModel): { input: Float32Array; n: number } {
+export async function predictInput(
+  req: PredictRequest,
+  model: LoadedModel,
+  deps: { images: ImageDecodePool; memory: RequestMemory },
+  signal?: AbortSignal,
+): Promise<{ input: Float32Array; n: number }> {
   const [C, H, W] = model.inputShape;
   const hasTensor = req.images !== undefined;
   const hasEncoded = req.encoded.length > 0;
@@ -37,6 +43,7 @@ export function predictInput(req: PredictRequest, model: LoadedModel): { input: 
     const [n, h, w, c] = t.shape.length === 4 ? (t.shape as [number, number, number, number]) : [1, ...(t.shape as [number, number, number])];
     if (n > MAX_PREDICT_IMAGES) throw invalidArgument(`images: ${n} images in one call; at most ${MAX_PREDICT_IMAGES}`);
     checkChannels(c, model, 'images.shape');
+    deps.memory.checkImages(model, n, 'Predict');
     if (t.dtype === 'int32') throw invalidArgument('images.dtype must be UINT8 or FLOAT32 (raw pixels 0..255)');
     if (t.dtype === 'float32' && !t.data.every((v) => Number.isFinite(v))) {
       throw invalidArgument('images: float32 pixels must be finite (0..255)');
@@ -45,12 +52,13 @@ export function predictInput(req: PredictRequest, model: LoadedModel): { input: 
   }
   const n = req.encoded.length;
   if (n > MAX_PREDICT_IMAGES) throw invalidArgument(`encoded: ${n} images in one call; at most ${MAX_PREDICT_IMAGES}`);
-  const plane = C * H * W;
-  const input = new Float32Array(n * plane);
-  req.encoded.forEach((bytes, i) => {
-    const img = decodePixels(bytes, `encoded[${i}]`);
-    checkChannels(img.channels, model, `encoded[${i}]`);
-    pixelsToInputSpace(img.pixels, 1, img.height, img.width, img.channels, model.preprocessing, [C, H, W], input.subarray(i * plane));
-  });
+  deps.memory.checkImages(model, n, 'Predict');
+  // Headers are checked against the pixel budget and the model's channels before anything is decoded;
+  // decoding and fitting run in the decoder's worker threads.
+  const input = await deps.images.toInputSpace(
+    req.encoded.map((bytes, i) => ({ bytes, shown: `encoded[${i}]` })),
+    model,
+    { field: 'encoded', signal, checkHeader: (h, shown) => checkChannels(h.channels, model, shown) },
+  );
   return { input, n };
 }

@@ -17,6 +17,7 @@ import { IntrospectError } from '../services/errors';
 import { decodedRequest } from './decode';
 import { statusName, toStatus, type ErrorStatus } from './errors';
 import type { Logger } from './log';
+import { idleLimited } from './idle-timeout';
 import { callSignal, reasonOf, writeAll, type CallSignal, type ServerSurfaceCall } from './streaming';
 
 export interface RpcContext {
@@ -63,6 +64,8 @@ export class ActiveCalls {
 export interface RpcDeps {
   log: Logger;
   calls: ActiveCalls;
+  /** Most time between two messages of a client stream (undefined = no limit). */
+  streamIdleMs?: number;
 }
 
 function begin(deps: RpcDeps, call: ServerSurfaceCall): { ctx: RpcContext; end: (code: string) => void } {
@@ -137,7 +140,7 @@ export function clientStream<Req, Res>(
       callback(null, res);
     };
     Promise.resolve()
-      .then(() => fn(messages<Req>(call, ctx.signal), ctx))
+      .then(() => fn(messages<Req>(idleLimited<Req>(call, deps.streamIdleMs, ctx.method.slice(ctx.method.lastIndexOf('/') + 1), ctx.signal), ctx.signal), ctx))
       .then(done, (err: unknown) => callback(failed(err, ctx, end)));
   };
 }

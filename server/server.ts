@@ -27,6 +27,10 @@ import { tolerantDecoding } from './decode';
 import { TokenSet, authInterceptor, loadTokens } from './auth';
 import { HeavyStreamLimiter, registerLimiterMetrics } from './limits';
 import { serverCredentials, tlsEnabled } from './tls';
+import { grpcServerOptions } from './grpc-options';
+import { Readiness } from './readiness';
+import { loadRepository } from './repository-loader';
+import { missingRoots } from './roots';
 
 export interface StartOptions {
   log?: Logger;
@@ -41,6 +45,10 @@ export interface RunningServer {
   metricsPort: number | null;
   app: App;
   health: Health;
+  /** What keeps the server NOT_SERVING (device, roots, repository, draining). */
+  readiness: Readiness;
+  /** Settles when the model repository (--repository) has loaded or failed; at once without one. */
+  repositoryLoaded: Promise<{ ok: boolean; reason?: string }>;
   /** The bound on concurrent heavy streams. */
   heavyStreams: HeavyStreamLimiter;
   /**
@@ -70,10 +78,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     interceptors.push(authInterceptor(tokens, (method, code) => log.info('call refused', { method, code: statusName(code) })));
   }
   interceptors.push(heavyStreams.interceptor());
-  const grpcServer = new Server({
-    interceptors,
-    'grpc.max_receive_message_length': config.maxReceiveBytes,
-  });
+  const grpcServer = new Server({ interceptors, ...grpcServerOptions(config) });
   grpcServer.addService(tolerantDecoding(ModelServiceService), modelHandlers(app));
   grpcServer.addService(tolerantDecoding(DatasetServiceService), datasetHandlers(app));
   grpcServer.addService(tolerantDecoding(AnalysisServiceService), analysisHandlers(app));
@@ -102,6 +107,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   } catch (err) {
     grpcServer.forceShutdown();
     await metricsHttp?.close();
+    await app.images.close();
     if (ownEngines) await closeEngines(engines, log);
     throw err;
   }
@@ -109,11 +115,19 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   for (const s of statuses) metrics.deviceInfo.set({ engine: s.kind, device: s.device, backend: s.backend }, 1);
   const device = deviceReadiness(config, statuses);
   for (const s of device.fellBack) metrics.deviceFallbacks.inc({ engine: s.kind, requested: config.device });
-  if (device.ok) health.setServing();
-  else {
-    health.setNotServing(device.reason);
+  const readiness = new Readiness(health);
+  if (!device.ok) {
+    readiness.block('device', device.reason);
     log.error('not serving: the requested device is unavailable', { reason: device.reason });
   }
+  const missing = await missingRoots(config);
+  if (missing.length > 0) {
+    readiness.block('roots', missing.join('; '));
+    log.error('not serving: a root is missing', { reason: missing.join('; ') });
+  }
+  const repositoryLoaded =
+    config.repository !== undefined ? loadRepository(app, config.repository, readiness) : Promise.resolve({ ok: true });
+  readiness.update();
   log.info('server listening', {
     host: config.host,
     port,
@@ -121,12 +135,14 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     tls: tlsEnabled(config) ? (config.tlsClientCa !== undefined ? 'mutual' : 'server') : 'off',
     auth: tokens ? 'bearer' : 'off',
     maxHeavyStreams: heavyStreams.max,
+    memoryBudgetBytes: app.memory.budgetBytes,
+    memoryBudgetFrom: app.memory.source,
   });
 
   let closing: Promise<void> | undefined;
   const close = (graceMs = config.gracePeriodMs): Promise<void> => {
     closing ??= (async () => {
-      health.setNotServing();
+      readiness.drain();
       log.info('draining', { inFlight: app.rpc.calls.size, graceMs });
       const drained = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
       let timer: NodeJS.Timeout | undefined;
@@ -142,13 +158,14 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       grpcServer.forceShutdown();
       await metricsHttp?.close();
       app.models.clear();
+      await app.images.close();
       if (ownEngines) await closeEngines(engines, log);
       log.info('server stopped');
     })();
     return closing;
   };
 
-  return { port, metricsPort: metricsHttp?.port ?? null, app, health, heavyStreams, close };
+  return { port, metricsPort: metricsHttp?.port ?? null, app, health, readiness, repositoryLoaded, close, heavyStreams };
 }
 
 async function closeEngines(engines: Engines, log: Logger): Promise<void> {

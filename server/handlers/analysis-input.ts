@@ -6,7 +6,6 @@
 import type { InputSpec } from '../../api/generated/introspect/v1/analysis';
 import { pixelsToInputSpace } from '../../services/data/preprocess';
 import { invalidArgument } from '../../services/errors';
-import { decodePixels } from '../../services/images/png';
 import type { NeuronInput } from '../../services/jobs/images';
 import type { LoadedModel } from '../../services/models/model';
 import { splitFromWire } from '../convert';
@@ -23,7 +22,7 @@ function checkChannels(c: number, model: LoadedModel, name: string): void {
   }
 }
 
-export function neuronInputFromWire(deps: AnalysisDeps, mc: ModelContext, spec: InputSpec | undefined): NeuronInput {
+export async function neuronInputFromWire(deps: AnalysisDeps, mc: ModelContext, spec: InputSpec | undefined, signal: AbortSignal): Promise<NeuronInput> {
   const model = mc.model;
   const source = spec?.source;
   if (!source) {
@@ -49,9 +48,13 @@ export function neuronInputFromWire(deps: AnalysisDeps, mc: ModelContext, spec: 
     }
     case 'encoded': {
       if (source.value.byteLength === 0) throw invalidArgument('input.encoded is empty');
-      const img = decodePixels(source.value, 'input.encoded');
-      checkChannels(img.channels, model, 'input.encoded');
-      return { kind: 'image', image: pixelsToInputSpace(img.pixels, 1, img.height, img.width, img.channels, model.preprocessing, model.inputShape) };
+      // header checked against the pixel budget first, decoded off the event loop (server/app.ts images)
+      const image = await deps.app.images.toInputSpace([{ bytes: source.value, shown: 'input.encoded' }], model, {
+        field: 'input.encoded',
+        signal,
+        checkHeader: (h, shown) => checkChannels(h.channels, model, shown),
+      });
+      return { kind: 'image', image };
     }
     case 'sample': {
       const s = source.value;

@@ -10,7 +10,7 @@ import { attributionFromWire } from './analysis-requests';
 import { classesFromWire, layerSelectionsFromWire } from './analysis-selections';
 import { modelContext } from './common';
 
-async function neuronsJobFromWire(deps: AnalysisDeps, req: NeuronImagesRequest): Promise<NeuronImagesJob> {
+async function neuronsJobFromWire(deps: AnalysisDeps, req: NeuronImagesRequest, signal: AbortSignal): Promise<NeuronImagesJob> {
   const mc = await modelContext(deps.app, req.model, req.engine);
   const model = mc.model.engineModel;
   // Everything about the request is checked before any work starts.
@@ -18,12 +18,12 @@ async function neuronsJobFromWire(deps: AnalysisDeps, req: NeuronImagesRequest):
   // Class-logit images only for the classes named (none by default).
   const classes = req.classes.length > 0 ? classesFromWire(req.classes, model.classes, `model '${mc.model.name}'`) : [];
   const attribution = attributionFromWire(req.attribution, model);
-  const input = neuronInputFromWire(deps, mc, req.input);
+  const input = await neuronInputFromWire(deps, mc, req.input, signal);
   return { ...attribution, mc, input, layers, classes };
 }
 
 export async function* neuronImagesStream(deps: AnalysisDeps, req: NeuronImagesRequest, ctx: RpcContext): AsyncGenerator<NeuronImage> {
-  const job = await neuronsJobFromWire(deps, req);
+  const job = await neuronsJobFromWire(deps, req, ctx.signal);
   const shape = job.mc.model.inputShape;
   for await (const n of runNeuronImages(deps.jobs, job, ctx.signal)) {
     yield {

@@ -16,7 +16,7 @@ import type {
   UploadModelHeader,
   UploadModelRequest,
 } from '../../api/generated/introspect/v1/models';
-import { evaluate } from '../../services/analysis/evaluate';
+import { DEFAULT_EVAL_BATCH, evaluate } from '../../services/analysis/evaluate';
 import { rankPredictions } from '../../services/analysis/predict';
 import { invalidArgument, resourceExhausted } from '../../services/errors';
 import { describeModel } from '../../services/models/info';
@@ -139,7 +139,7 @@ export async function receiveUpload(
 
 async function predict(app: App, req: PredictRequest, ctx: RpcContext): Promise<PredictResponse> {
   const { model, forward } = await modelContext(app, req.model, req.engine);
-  const { input, n } = predictInput(req, model);
+  const { input, n } = await predictInput(req, model, app, ctx.signal);
   const logits = await forward(input, n, ctx.signal);
   const predictions: Prediction[] = rankPredictions(logits, n, req.top > 0 ? req.top : 5, model.classNames).map((p) => ({
     top: p.top,
@@ -161,7 +161,7 @@ async function* evaluateStream(app: App, req: EvaluateRequest, ctx: RpcContext):
     inputShape: model.inputShape,
     forward,
     limit: req.limit,
-    batchSize: req.batchSize,
+    batchSize: app.memory.batchSize(model, req.batchSize, DEFAULT_EVAL_BATCH, 'Evaluate'),
     signal: ctx.signal,
   })) {
     app.metrics.imagesComputed.inc({ kind: 'evaluation' }, update.progress.done - reported);

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { invalidArgument, throwIfAborted } from '../errors';
-import { decodePixels, imageHeader, type ImageHeader } from '../images/decode';
+import { decodePixels, imageHeader, type DecodedImage, type ImageHeader } from '../images/decode';
 import type { BatchOptions, Dataset, DatasetSummary, RawBatch, SplitName } from './dataset';
 import { resizeBilinearU8 } from './resize';
 import { chunks, countPerClass, selectSamples } from './selection';
@@ -17,11 +17,15 @@ const IMAGE_EXT = /\.(png|jpe?g)$/i;
 /** Bytes read to find an image's header; the whole file is read when the header lies further in. */
 const HEADER_PROBE = 64 * 1024;
 
+/** Decodes stored images (e.g. in worker threads, off the event loop); default: decodePixels here. */
+export type ImageDecoder = (images: Array<{ bytes: Uint8Array; shown: string }>, signal?: AbortSignal) => Promise<DecodedImage[]>;
+
 export interface ImageFolderOptions {
   name: string;
   dir: string;
   displayPath: string;
   classNames?: string[];
+  decode?: ImageDecoder;
 }
 
 interface FolderSplit {
@@ -122,7 +126,7 @@ export async function openImageFolder(opts: ImageFolderOptions): Promise<ImageFo
     splits.map((s) => ({ labels: s.labels, file: path.join(opts.displayPath, s.split) })),
   );
   summary.splits = splits.map((s) => ({ split: s.split, count: s.labels.length, perClass: countPerClass(s.labels, classNames.length) }));
-  return new ImageFolderDataset(summary, splits, opts.dir);
+  return new ImageFolderDataset(summary, splits, opts.dir, opts.decode);
 }
 
 async function readHeader(file: string, shown: string): Promise<ImageHeader> {
@@ -146,6 +150,7 @@ export class ImageFolderDataset implements Dataset {
     readonly summary: DatasetSummary,
     private readonly splits: FolderSplit[],
     private readonly dir: string,
+    private readonly decode: ImageDecoder = async (images) => images.map((im) => decodePixels(im.bytes, im.shown)),
   ) {}
 
   /**
@@ -172,9 +177,16 @@ export class ImageFolderDataset implements Dataset {
         const n = end - start;
         const pixels = new Uint8Array(n * h * w * channels);
         const labels = new Int32Array(n);
+        const decoded = await this.decode(
+          Array.from({ length: n }, (_, k) => ({
+            bytes: bytes[start + k],
+            shown: path.join(this.summary.path, path.relative(this.dir, s.files[chunk[start + k]])),
+          })),
+          opts.signal,
+        );
         for (let k = 0; k < n; k++) {
           const idx = chunk[start + k];
-          const img = decodePixels(bytes[start + k], path.join(this.summary.path, path.relative(this.dir, s.files[idx])));
+          const img = decoded[k];
           const sized = resizeBilinearU8(img.pixels, img.height, img.width, img.channels, h, w);
           const at = k * h * w * channels;
           if (img.channels === channels) pixels.set(sized, at);

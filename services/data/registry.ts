@@ -10,7 +10,7 @@ import { alreadyExists, failedPrecondition, IntrospectError, invalidArgument, no
 import type { Dataset, DatasetFormatName, DatasetSummary } from './dataset';
 import { looksLikeCifar10, openCifar10 } from './cifar10';
 import { looksLikeIdx, openIdx } from './idx';
-import { looksLikeImageFolder, openImageFolder } from './image-folder';
+import { looksLikeImageFolder, openImageFolder, type ImageDecoder } from './image-folder';
 import { datasetIdentity } from './identity';
 
 export interface RegisterDatasetArgs {
@@ -28,6 +28,8 @@ export interface RegisterDatasetArgs {
 
 export interface DatasetRegistryOptions {
   dataRoot: string;
+  /** How image-folder data sets decode their files (default: on the calling thread). */
+  decodeImages?: ImageDecoder;
   /** Where `builtin:fashion-mnist` is read from (default: the Debian package's folder). */
   fashionMnistDir?: string;
 }
@@ -49,10 +51,12 @@ export class DatasetRegistry {
   private readonly unregisterListeners: Array<(summary: DatasetSummary) => void> = [];
   private readonly dataRoot: string;
   private readonly fashionMnistDir: string;
+  private readonly decodeImages: ImageDecoder | undefined;
 
   constructor(opts: DatasetRegistryOptions) {
     this.dataRoot = path.resolve(opts.dataRoot);
     this.fashionMnistDir = opts.fashionMnistDir ?? FASHION_MNIST_DIR;
+    this.decodeImages = opts.decodeImages;
   }
 
   async register(args: RegisterDatasetArgs): Promise<DatasetSummary> {
@@ -65,7 +69,7 @@ export class DatasetRegistry {
     try {
       const source = await this.resolve(args.path);
       if (!source.builtin) await checkConfined(source.dir, await this.realRoot(), source.displayPath);
-      const dataset = await open(name, source, args);
+      const dataset = await open(name, source, args, this.decodeImages);
       dataset.summary.identity = await datasetIdentity(source.dir, { ...args, format: dataset.summary.format }, WALK_DEPTH);
       this.datasets.set(name, dataset);
       return dataset.summary;
@@ -174,7 +178,7 @@ async function checkConfined(dir: string, root: string, shown: string, depth = W
   }
 }
 
-async function open(name: string, source: Source, args: RegisterDatasetArgs): Promise<Dataset> {
+async function open(name: string, source: Source, args: RegisterDatasetArgs, decode: ImageDecoder | undefined): Promise<Dataset> {
   const format = args.format ?? (await detectFormat(source));
   const common = { name, dir: source.dir, displayPath: source.displayPath, classNames: args.classNames };
   if (source.builtin && format !== 'idx') throw invalidArgument(`${source.displayPath} is an IDX data set, not ${format}`);
@@ -187,7 +191,7 @@ async function open(name: string, source: Source, args: RegisterDatasetArgs): Pr
     case 'cifar10':
       return openCifar10(common);
     case 'image-folder':
-      return openImageFolder(common);
+      return openImageFolder({ ...common, decode });
     default:
       throw invalidArgument(`unknown dataset format '${String(format)}'`);
   }

@@ -24,11 +24,16 @@ import type { LoadedModel, ModelFormatName } from './model';
 import { PathConfinement, type ConfinedPath } from './paths';
 import { looksLikeSidecar, parseSidecar, type SidecarInfo } from './sidecar';
 
+/** Default bound on the elements of one input sample: 16,777,216 (1 × 4096 × 4096, or 3 × 2364 × 2364). */
+export const DEFAULT_MAX_INPUT_ELEMENTS = 4096 * 4096;
+
 export interface ModelRegistryOptions {
   modelRoot: string;
   /** Bound of the cache: the sum over cached models of file size + weight bytes. */
   cacheBytes: number;
   maxUploadBytes: number;
+  /** Most elements (C × H × W) one sample of a model's input may have; larger inputs are refused at load. */
+  maxInputElements?: number;
   /**
    * A model left the cache (evicted, or unloaded) and no other cached model has the same content:
    * release it from the engines. Errors are the callback's to handle.
@@ -390,6 +395,13 @@ export class ModelRegistry {
       );
     }
     const inputShape: [number, number, number] = [shape[0]!, shape[1]!, shape[2]!];
+    const elements = inputShape[0] * inputShape[1] * inputShape[2];
+    const maxElements = this.opts.maxInputElements ?? DEFAULT_MAX_INPUT_ELEMENTS;
+    if (elements > maxElements) {
+      throw resourceExhausted(
+        `model input '${graph.input.name}' has per-sample shape [${inputShape.join(', ')}] = ${elements} elements, over the server's limit of ${maxElements} elements per sample (--max-input-elements)`,
+      );
+    }
     const sc = meta.sidecar.inputShape;
     if (sc && sc.some((d, i) => d !== inputShape[i])) {
       throw invalidArgument(

@@ -178,15 +178,21 @@ for (const overlay of OVERLAYS) {
       assert.match(String(container.image), new RegExp(`^registry\\.example\\.com/cnn-introspect:[\\w.-]+-${device}$`));
     });
 
-    it(secure ? 'probes /healthz on the plain-HTTP metrics port (kubelet gRPC probes cannot speak TLS), with a generous startup probe'
-      : 'probes with native gRPC health checks on the configured port, with a generous startup probe', function () {
+    it(secure ? 'readiness probes /healthz on the plain-HTTP metrics port (kubelet gRPC probes cannot speak TLS); liveness and a generous startup probe ask /livez'
+      : 'readiness probes with native gRPC health checks on the configured port; liveness and a generous startup probe ask /livez', function () {
       const port = config.port;
       const metricsPort = list(container.ports, 'ports').find((p) => p.name === 'metrics')?.containerPort;
       assert.equal(metricsPort, config.metricsPort);
       for (const name of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
         const probe = obj(container[name], name);
         const kinds = Object.keys(probe).filter((k) => ['grpc', 'httpGet', 'tcpSocket', 'exec'].includes(k));
-        if (secure) {
+        if (name !== 'readinessProbe') {
+          // Liveness separate from readiness: a pod that is not ready is not restarted (and its models lost).
+          assert.deepEqual(kinds, ['httpGet'], name);
+          const get = obj(probe.httpGet, `${name}.httpGet`);
+          assert.equal(get.path, '/livez', `${name} path`);
+          assert.equal(get.port, 'metrics', `${name} port`);
+        } else if (secure) {
           assert.deepEqual(kinds, ['httpGet'], name);
           const get = obj(probe.httpGet, `${name}.httpGet`);
           assert.equal(get.path, '/healthz', `${name} path`);
