@@ -7,6 +7,7 @@ import { convAsTiles } from './conv-tiles';
 import type { ConvOp, IrGraph, IrNode, PoolOp, WeightTensor } from './ir';
 import type { Attrs, OnnxBuilder } from './onnx-builder';
 import { invalidArgument } from '../errors';
+import { ALL_PASSES, type PassSet } from './passes';
 
 export const EXPORT_OPSET = 13;
 
@@ -28,11 +29,13 @@ export class ForwardEmitter {
 
   /**
    * @param batchSource an ONNX value whose dimension 0 is the batch (for broadcasting constants).
+   * @param passes device passes the forward may use (conv-as-dense, conv-tiles; ./passes).
    */
   constructor(
     readonly b: OnnxBuilder,
     readonly g: IrGraph,
     private readonly batchSource: string,
+    private readonly passes: PassSet = ALL_PASSES,
   ) {}
 
   weightOf(name: string): WeightTensor {
@@ -118,7 +121,7 @@ export class ForwardEmitter {
       case 'conv': {
         const inShape = this.g.shapes.get(n.inputs[0]) ?? [];
         const outShape = this.g.shapes.get(n.output) ?? [];
-        if (inShape.length === 3 && outShape.length === 3 && convAsDense(op, inShape, outShape)) {
+        if (this.passes.has('conv-as-dense') && inShape.length === 3 && outShape.length === 3 && convAsDense(op, inShape, outShape)) {
           const flat = b.node('Reshape', [x, b.ints('shape', [-1, inShape[0] * inShape[1] * inShape[2]])]);
           const gemmIns = [flat, this.denseConvInit(n)];
           if (op.bias) gemmIns.push(b.floatInit(`dense_bias:${op.bias}`, [outShape[0] * outShape[1] * outShape[2]], denseBias(this.weightOf(op.bias).data, outShape)));
@@ -127,7 +130,7 @@ export class ForwardEmitter {
         }
         const ins = [x, this.init(op.weight)];
         if (op.bias) ins.push(this.init(op.bias));
-        if (inShape.length === 3 && outShape.length === 3 && convAsTiles(op, inShape, this.weightOf(op.weight).data.length)) {
+        if (this.passes.has('conv-tiles') && inShape.length === 3 && outShape.length === 3 && convAsTiles(op, inShape, this.weightOf(op.weight).data.length)) {
           return this.tiledConv(op, ins, inShape, outShape, o);
         }
         return b.node(

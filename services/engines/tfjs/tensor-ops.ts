@@ -425,10 +425,17 @@ const resize = one((n, ins, ctx) => {
   }
   const sizes = ins[3] ? ctx.ints(3) : undefined;
   const scales = sizes ? x.shape.map((d, i) => sizes[i]! / d) : Array.from(need(n, ins, 2).dataSync());
+  const lens = x.shape.map((d, a) => (sizes ? sizes[a]! : Math.floor(d * scales[a]!)));
+  if (scales.every((sc, a) => Number.isInteger(sc) && sc >= 1 && lens[a] === x.shape[a]! * sc)) {
+    // whole-number scales: every element repeated sc times along its axis, one Tile of [d0, 1, d1, 1, ...]
+    const split = x.shape.flatMap((d) => [d, 1]);
+    const reps = scales.flatMap((sc) => [1, sc]);
+    return tf.reshape(tf.tile(tf.reshape(x, split), reps), lens);
+  }
   let out = x;
   x.shape.forEach((d, a) => {
     const scale = scales[a]!;
-    const len = sizes ? sizes[a]! : Math.floor(d * scale);
+    const len = lens[a]!;
     if (len === d && scale === 1) return;
     const idx = Array.from({ length: len }, (_, i) => Math.min(Math.floor(i / scale), d - 1));
     out = tf.gather(out, tf.tensor1d(idx, 'int32'), a);
