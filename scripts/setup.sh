@@ -9,6 +9,10 @@
 #     (root, or sudo without a password); otherwise it says what is missing and goes on:
 #       dataset-fashion-mnist   Fashion-MNIST (/usr/share/datasets/fashion-mnist)
 #       chromium                headless browser for the report rendering test
+#       mesa-vulkan-drivers     Mesa's Vulkan drivers (software lavapipe) for the `webgpu` device tests on a
+#                               machine without a GPU; Dawn needs Mesa >= 23, so on Debian 12 (bookworm) it
+#                               comes from the bookworm-backports suite of the same Debian archive, which
+#                               this script adds to apt's sources when it is missing
 #     with --with-training also:
 #       libopenblas0-pthread python3-torch   to retrain the models (scripts/train/train.py)
 #
@@ -67,15 +71,26 @@ fi
 declare -A purpose=(
   [dataset-fashion-mnist]="Fashion-MNIST data set (optional)"
   [chromium]="headless browser for the report test (optional)"
+  [mesa-vulkan-drivers]="Vulkan software driver for the webgpu device tests (optional)"
   [libopenblas0-pthread]="fast BLAS for PyTorch training (--with-training)"
   [python3-torch]="PyTorch for scripts/train/train.py (--with-training)"
 )
-wanted=(dataset-fashion-mnist chromium)
+wanted=(dataset-fashion-mnist chromium mesa-vulkan-drivers)
 ((with_training)) && wanted+=(libopenblas0-pthread python3-torch)
+
+# Dawn (onnxruntime's WebGPU provider) refuses Mesa before 23 ("shaderUniform*ArrayDynamicIndexing").
+mesa_current() {
+  local v
+  v=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2> /dev/null) || return 1
+  [[ -n "$v" ]] && dpkg --compare-versions "$v" ge 23
+}
+codename=$(. /etc/os-release 2> /dev/null && echo "${VERSION_CODENAME:-}")
 
 missing=()
 if command -v dpkg-query > /dev/null 2>&1; then
-  for p in "${wanted[@]}"; do is_installed "$p" || missing+=("$p"); done
+  for p in "${wanted[@]}"; do
+    if [[ $p == mesa-vulkan-drivers ]]; then mesa_current || missing+=("$p"); else is_installed "$p" || missing+=("$p"); fi
+  done
 else
   say "not a Debian-family system: skipping the optional system packages (${wanted[*]})"
 fi
@@ -84,14 +99,29 @@ apt_updated=0
 apt_install() {
   # one package at a time, so that one unavailable package does not hold back the others
   local p=$1
-  if DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -q --no-install-recommends "$p" > /tmp/introspect-setup-apt.log 2>&1; then
+  local extra=()
+  if [[ $p == mesa-vulkan-drivers ]]; then
+    extra=(libvulkan1)
+    if [[ $codename == bookworm ]]; then
+      # Mesa >= 23 for bookworm is in bookworm-backports (same archive and keys as bookworm itself)
+      if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+        say "adding the bookworm-backports suite to apt's sources (for mesa-vulkan-drivers >= 23)"
+        printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: bookworm-backports' 'Components: main' \
+          'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' | "${as_root[@]}" tee /etc/apt/sources.list.d/bookworm-backports.sources > /dev/null
+        apt_updated=1
+        "${as_root[@]}" apt-get update -q > /tmp/introspect-setup-apt.log 2>&1 || true
+      fi
+      extra+=(-t bookworm-backports)
+    fi
+  fi
+  if DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -q --no-install-recommends "$p" "${extra[@]}" > /tmp/introspect-setup-apt.log 2>&1; then
     return 0
   fi
   if ((!apt_updated)); then
     apt_updated=1
     say "refreshing the package lists (apt-get update)"
     "${as_root[@]}" apt-get update -q > /tmp/introspect-setup-apt.log 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -q --no-install-recommends "$p" > /tmp/introspect-setup-apt.log 2>&1 && return 0
+    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -q --no-install-recommends "$p" "${extra[@]}" > /tmp/introspect-setup-apt.log 2>&1 && return 0
   fi
   return 1
 }

@@ -5,9 +5,10 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { EngineKind } from '../services/engines/engine';
+import { ORT_DEVICES, isOrtDevice, type OrtDevice } from '../services/engines/onnxruntime/devices';
 import { isLogLevel, type LogLevel } from './log';
 
-export type Device = 'cpu' | 'cuda';
+export type Device = OrtDevice;
 
 export interface ServerConfig {
   host: string;
@@ -25,6 +26,8 @@ export interface ServerConfig {
   /** intra-op threads per worker; undefined = the engine's default. */
   intraOpThreads?: number;
   device: Device;
+  /** Serve even when a requested GPU device is unavailable and onnxruntime fell back to the CPU. */
+  allowCpuFallback: boolean;
   defaultEngine: EngineKind;
   /** How long running calls may continue after shutdown starts. */
   gracePeriodMs: number;
@@ -55,6 +58,8 @@ interface Option {
   env: string;
   arg: string;
   help: string;
+  /** A switch: given alone it means 'true' (`--flag`); `--flag=false` or the environment can say false. */
+  switch?: boolean;
   apply(config: ServerConfig, value: string, source: string): void;
 }
 
@@ -71,6 +76,7 @@ export function defaultConfig(): ServerConfig {
     cacheBytes: 2 * GiB,
     maxUploadBytes: 512 * MiB,
     device: 'cpu',
+    allowCpuFallback: false,
     defaultEngine: 'onnxruntime',
     gracePeriodMs: 30_000,
     logLevel: 'info',
@@ -96,6 +102,13 @@ export function parseDuration(value: string, source: string): number {
   const unit = (m[2] ?? 's').toLowerCase();
   const ms = Number(m[1]) * (unit === 'ms' ? 1 : unit === 'm' ? 60_000 : 1000);
   return Math.round(ms);
+}
+
+function parseBool(value: string, source: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new ConfigError(`${source}: '${value}' is not true or false`);
 }
 
 function parseInteger(value: string, source: string, min: number, max: number): number {
@@ -175,13 +188,21 @@ const OPTIONS: Option[] = [
   {
     flag: '--device',
     env: 'INTROSPECT_DEVICE',
-    arg: 'cpu|cuda',
-    help: 'where onnxruntime runs; cuda falls back to cpu when unavailable (default cpu)',
+    arg: ORT_DEVICES.join('|'),
+    help: 'where onnxruntime runs (default cpu); a GPU device that is unavailable falls back to cpu and keeps the server NOT_SERVING unless --allow-cpu-fallback',
     apply: (c, v, s) => {
       const d = v.trim().toLowerCase();
-      if (d !== 'cpu' && d !== 'cuda') throw new ConfigError(`${s}: '${v}' is not cpu or cuda`);
+      if (!isOrtDevice(d)) throw new ConfigError(`${s}: '${v}' is not one of ${ORT_DEVICES.join(', ')}`);
       c.device = d;
     },
+  },
+  {
+    flag: '--allow-cpu-fallback',
+    env: 'INTROSPECT_ALLOW_CPU_FALLBACK',
+    arg: 'true|false',
+    switch: true,
+    help: 'serve on the CPU when the requested GPU device is unavailable (default false: the server stays NOT_SERVING and says why)',
+    apply: (c, v, s) => (c.allowCpuFallback = parseBool(v, s)),
   },
   {
     flag: '--engine',
@@ -271,7 +292,7 @@ export function usage(): string {
     '',
   ];
   for (const o of OPTIONS) {
-    const left = `  ${o.flag} ${o.arg}`;
+    const left = `  ${o.flag}${o.switch ? '' : ` ${o.arg}`}`;
     lines.push(`${left.padEnd(34)}${o.help}`);
     lines.push(`${''.padEnd(34)}env ${o.env}`);
   }
@@ -297,6 +318,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
     if (!o) throw new ConfigError(`unknown option '${a}' (see --help)`);
     let value: string;
     if (eq >= 0) value = a.slice(eq + 1);
+    else if (o.switch) value = 'true';
     else {
       const next = argv[i + 1];
       if (next === undefined) throw new ConfigError(`${flag} needs a value (${o.arg})`);

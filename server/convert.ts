@@ -67,11 +67,17 @@ export function datasetFormatToWire(f: DatasetFormatName): DatasetFormat {
   }
 }
 
-/** Split with the default the field documents (test for most requests, train for averages). */
-export function splitFromWire(s: Split, fallback: SplitName, field = 'split'): SplitName {
+/**
+ * What an unspecified split means in every request (proto: SPLIT_UNSPECIFIED = test): the held-out
+ * images, on which accuracies are measured, so that class averages describe the same images.
+ */
+export const DEFAULT_SPLIT: SplitName = 'test';
+
+/** A request's split; unspecified is DEFAULT_SPLIT, the one place it is resolved. */
+export function splitFromWire(s: Split, field = 'split'): SplitName {
   switch (s) {
     case Split.SPLIT_UNSPECIFIED:
-      return fallback;
+      return DEFAULT_SPLIT;
     case Split.SPLIT_TRAIN:
       return 'train';
     case Split.SPLIT_TEST:

@@ -8,6 +8,7 @@ import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 export class Health {
   private readonly impl: HealthImplementation;
   private serving = false;
+  private why = '';
 
   constructor(private readonly services: readonly string[]) {
     const initial: Record<string, ServingStatus> = { '': 'NOT_SERVING' };
@@ -23,11 +24,18 @@ export class Health {
     return this.serving;
   }
 
+  /** Why the server is not serving ('draining' by default, or what setNotServing was told). */
+  reason(): string {
+    return this.serving ? '' : this.why || 'draining';
+  }
+
   setServing(): void {
+    this.why = '';
     this.set('SERVING');
   }
 
-  setNotServing(): void {
+  setNotServing(reason = ''): void {
+    this.why = reason;
     this.set('NOT_SERVING');
   }
 

@@ -1,6 +1,6 @@
 /**
  * The HTTP side port: `GET /metrics` (Prometheus text format) and `GET /healthz` (200 while serving,
- * 503 while draining). Kubernetes probes use the native gRPC health check; /healthz is for humans
+ * 503 with the reason while not serving: draining, or a requested GPU device unavailable). Kubernetes probes use the native gRPC health check; /healthz is for humans
  * and simple load balancers.
  */
 import * as http from 'node:http';
@@ -18,6 +18,8 @@ export async function startMetricsHttp(opts: {
   host: string;
   port: number;
   serving: () => boolean;
+  /** Why the server is not serving, shown by /healthz (default 'draining'). */
+  notServingReason?: () => string;
   log: Logger;
 }): Promise<MetricsHttp> {
   const server = http.createServer((req, res) => {
@@ -38,7 +40,7 @@ export async function startMetricsHttp(opts: {
     }
     if (url === '/healthz') {
       const ok = opts.serving();
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'draining\n');
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : `${opts.notServingReason?.() || 'draining'}\n`);
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /healthz\n');

@@ -40,6 +40,8 @@ export class ServerMetrics {
   readonly cacheMisses: Counter<'cache'>;
   readonly imagesComputed: Counter<'kind'>;
   readonly engineSeconds: Histogram<'engine' | 'operation'>;
+  readonly deviceInfo: Gauge<'engine' | 'device' | 'backend'>;
+  readonly deviceFallbacks: Counter<'engine' | 'requested'>;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -103,6 +105,18 @@ export class ServerMetrics {
       help: 'Time spent in engine calls, by engine and operation.',
       labelNames: ['engine', 'operation'],
       buckets: [0.001, 0.005, 0.025, 0.1, 0.25, 1, 2.5, 10, 30, 120],
+      registers,
+    });
+    this.deviceInfo = new Gauge({
+      name: 'introspect_device_info',
+      help: 'Where each engine runs: 1 for the engine, device and backend in use.',
+      labelNames: ['engine', 'device', 'backend'],
+      registers,
+    });
+    this.deviceFallbacks = new Counter({
+      name: 'introspect_device_fallbacks_total',
+      help: 'Times an engine fell back from the requested device to the CPU, by engine and requested device.',
+      labelNames: ['engine', 'requested'],
       registers,
     });
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });

@@ -15,6 +15,7 @@ import { startEngines } from './engines';
 import { analysisHandlers } from './handlers/analysis';
 import { datasetHandlers } from './handlers/datasets';
 import { modelHandlers } from './handlers/models';
+import { deviceReadiness } from './device-readiness';
 import { Health } from './health';
 import { statusName } from './errors';
 import { createLogger, type Logger } from './log';
@@ -94,6 +95,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
         host: config.host,
         port: config.metricsPort,
         serving: () => health.isServing(),
+        notServingReason: () => health.reason(),
         log,
       });
     }
@@ -103,7 +105,15 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     if (ownEngines) await closeEngines(engines, log);
     throw err;
   }
-  health.setServing();
+  const statuses = app.engineStatuses();
+  for (const s of statuses) metrics.deviceInfo.set({ engine: s.kind, device: s.device, backend: s.backend }, 1);
+  const device = deviceReadiness(config, statuses);
+  for (const s of device.fellBack) metrics.deviceFallbacks.inc({ engine: s.kind, requested: config.device });
+  if (device.ok) health.setServing();
+  else {
+    health.setNotServing(device.reason);
+    log.error('not serving: the requested device is unavailable', { reason: device.reason });
+  }
   log.info('server listening', {
     host: config.host,
     port,

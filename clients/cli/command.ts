@@ -10,7 +10,8 @@ export interface Command {
 
 export const GLOBAL_FLAGS: Record<string, FlagSpec> = {
   server: { type: 'string', arg: 'HOST:PORT', help: 'server address (default $INTROSPECT_SERVER or localhost:50051)' },
-  json: { type: 'boolean', help: 'machine-readable output: one JSON object per line' },
+  json: { type: 'boolean', help: 'machine-readable output on stdout: one JSON object per line, for every result a stream carries (progress stays on stderr)' },
+  quiet: { type: 'boolean', alias: 'q', help: 'no progress on stderr (shown as a bar on a terminal, as plain lines otherwise)' },
   timeout: { type: 'number', arg: 'SECONDS', help: 'deadline for the call' },
   help: { type: 'boolean', alias: 'h', help: 'show help for this command' },
   'token-file': { type: 'string', arg: 'FILE', help: 'bearer token for the server (default $INTROSPECT_TOKEN)' },

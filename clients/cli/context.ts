@@ -1,12 +1,14 @@
 /** What every CLI command gets: the client (connected lazily), output mode and I/O. */
 import { IntrospectClient, type CallOpts, type ClientOptions } from '../client';
-import { progressBar, type Progress } from './progress';
+import { NO_PROGRESS, progressBar, progressLines, type Progress } from './progress';
 
 export interface CliIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
   readStdin: () => Promise<string>;
   stderrIsTty: boolean;
+  /** Terminal width of stderr (for the progress bar). */
+  stderrColumns?: number;
 }
 
 export class CliContext {
@@ -19,6 +21,8 @@ export class CliContext {
     readonly io: CliIo,
     /** TLS credentials and bearer token (--tls-*, --token-file, $INTROSPECT_TOKEN). */
     readonly security: Pick<ClientOptions, 'credentials' | 'token'> = {},
+    /** --quiet: no progress on stderr. */
+    readonly quiet = false,
   ) {}
 
   get client(): IntrospectClient {
@@ -40,8 +44,14 @@ export class CliContext {
     this.io.stdout(JSON.stringify(value) + '\n');
   }
 
+  /**
+   * Progress of a long stream on stderr: a bar on a terminal, plain rate-limited lines otherwise
+   * (stdout stays clean for --json either way); nothing with --quiet.
+   */
   progress(label: string): Progress {
-    return progressBar(label, !this.json && this.io.stderrIsTty);
+    if (this.quiet) return NO_PROGRESS;
+    if (this.io.stderrIsTty) return progressBar(label, { write: this.io.stderr, columns: this.io.stderrColumns });
+    return progressLines(label, this.io.stderr);
   }
 
   close(): void {

@@ -4,7 +4,9 @@
  *
  *   introspect [--server HOST:PORT] [--json] <command> [args] [options]
  *
- * Exit codes: 0 ok, 1 the server answered an error (code and message on stderr), 2 usage error.
+ * Exit codes: 0 ok (also when stdout is closed early, as by `| head`), 1 the server answered an error
+ * (code and message on stderr), 2 usage error, 3 the server could not be reached (the address tried
+ * and what to try on stderr).
  */
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { clientSecurity } from '../client';
@@ -36,6 +38,22 @@ export const COMMANDS: Command[] = [
 ];
 
 const DEFAULT_SERVER = 'localhost:50051';
+
+/** The server address and where it came from (named when it cannot be reached). */
+function serverAddress(flags: ParsedArgs['flags'], env: NodeJS.ProcessEnv): { address: string; from: string } {
+  if (flags.server !== undefined) return { address: String(flags.server), from: '--server' };
+  if (env.INTROSPECT_SERVER) return { address: env.INTROSPECT_SERVER, from: '$INTROSPECT_SERVER' };
+  return { address: DEFAULT_SERVER, from: 'the default' };
+}
+
+/** What to tell a user whose server did not answer. */
+export function unreachableHint(address: string, from: string): string {
+  return [
+    `cannot reach a cnn-introspect server at ${address} (${from}).`,
+    `  Is the server running? Start one with 'npm start' in the repository (it listens on ${DEFAULT_SERVER} unless configured otherwise),`,
+    `  or point the CLI at yours with --server HOST:PORT or INTROSPECT_SERVER=HOST:PORT.`,
+  ].join('\n');
+}
 
 function overview(): string {
   const lines = [
@@ -118,26 +136,29 @@ export async function runCli(argv: string[], io: CliIo, env: NodeJS.ProcessEnv =
   }
   const flags = { ...GLOBAL_FLAGS, ...command.spec.flags };
   let ctx: CliContext | undefined;
+  let server: { address: string; from: string } | undefined;
+  let args: ParsedArgs | undefined;
   try {
-    const args = parseArgs([...globalsFirst, ...rest], flags);
+    args = parseArgs([...globalsFirst, ...rest], flags);
     if (args.flags.help) {
       io.stdout(helpText({ ...command.spec, flags }));
       return 0;
     }
     const timeout = args.flags.timeout;
     const security = cliSecurity(args.flags, env);
-    ctx = new CliContext(
-      String(args.flags.server ?? env.INTROSPECT_SERVER ?? DEFAULT_SERVER),
-      args.flags.json === true,
-      typeof timeout === 'number' ? timeout * 1000 : undefined,
-      io,
-      security,
-    );
+    server = serverAddress(args.flags, env);
+    ctx = new CliContext(server.address, args.flags.json === true, typeof timeout === 'number' ? timeout * 1000 : undefined, io, security, args.flags.quiet === true);
     return (await command.run(args, ctx)) ?? 0;
   } catch (err) {
     if (err instanceof UsageError) {
       io.stderr(`introspect ${command.spec.name}: ${err.message}\n(see introspect ${command.spec.name} --help)\n`);
       return 2;
+    }
+    if (isServiceError(err) && err.code === status.UNAVAILABLE && server && args?.flags.servers === undefined && /No connection established|connect|ECONNREFUSED|ENOTFOUND|Name resolution/i.test(err.details)) {
+      const hint = unreachableHint(server.address, server.from);
+      if (ctx?.json) io.stderr(JSON.stringify({ error: { code: 'UNAVAILABLE', message: err.details, server: server.address, hint } }) + '\n');
+      else io.stderr(`introspect ${command.spec.name}: ${hint}\n  (UNAVAILABLE: ${err.details})\n`);
+      return 3;
     }
     if (isServiceError(err)) {
       const code = status[err.code] ?? String(err.code);
@@ -151,12 +172,22 @@ export async function runCli(argv: string[], io: CliIo, env: NodeJS.ProcessEnv =
   }
 }
 
+/** Ends the process quietly (status 0) when stdout's reader goes away, as `introspect ... | head` does. */
+export function exitQuietlyOnEpipe(stream: NodeJS.WriteStream, exit: (code: number) => void = (c) => process.exit(c)): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') exit(0);
+    else throw err;
+  });
+}
+
 if (require.main === module) {
+  exitQuietlyOnEpipe(process.stdout);
   const io: CliIo = {
     stdout: (t) => void process.stdout.write(t),
     stderr: (t) => void process.stderr.write(t),
     readStdin: readAllStdin,
     stderrIsTty: process.stderr.isTTY === true,
+    stderrColumns: process.stderr.columns,
   };
   runCli(process.argv.slice(2), io).then(
     (code) => {

@@ -1,16 +1,22 @@
 /**
- * A one-line progress bar on stderr for long streams, drawn only when stderr is a terminal (and
- * not in --json mode, where stdout is for machines and stderr stays quiet).
+ * Progress of long streams on stderr: a one-line bar redrawn in place when stderr is a terminal,
+ * plain lines otherwise (CI, pipes, log files), at most one per PLAIN_EVERY_MS or per tenth (PLAIN_STEPS) of
+ * the total, each with done/total and the time elapsed. `--quiet` turns both off.
  */
 export interface Progress {
   update(done: number, total: number): void;
   done(): void;
 }
 
-const NONE: Progress = { update: () => {}, done: () => {} };
+export const NO_PROGRESS: Progress = { update: () => {}, done: () => {} };
 
-export function progressBar(label: string, enabled: boolean, stream: NodeJS.WriteStream = process.stderr): Progress {
-  if (!enabled || !stream.isTTY) return NONE;
+/** Plain lines: at most one per this many milliseconds ... */
+export const PLAIN_EVERY_MS = 2000;
+/** ... unless another 1/PLAIN_STEPS of the total is done. */
+export const PLAIN_STEPS = 10;
+
+/** A bar redrawn in place (`\r`) on a terminal. */
+export function progressBar(label: string, stream: { write(text: string): unknown; columns?: number }): Progress {
   const started = Date.now();
   let last = 0;
   let drawn = false;
@@ -30,6 +36,38 @@ export function progressBar(label: string, enabled: boolean, stream: NodeJS.Writ
     },
     done() {
       if (drawn) stream.write('\r\x1b[K');
+    },
+  };
+}
+
+/**
+ * Plain progress lines, `label: done/total (pct%), elapsed s`: the first update, then whenever
+ * PLAIN_EVERY_MS have passed or the done fraction crossed another 1/PLAIN_STEPS, and the last one.
+ * @param now the clock (milliseconds), for tests
+ */
+export function progressLines(label: string, write: (line: string) => void, now: () => number = Date.now): Progress {
+  const started = now();
+  let lastAt = -Infinity;
+  let lastStep = -1;
+  let pending: [number, number] | undefined;
+  const emit = (done: number, total: number, t: number): void => {
+    const pct = total > 0 ? ` (${((100 * done) / total).toFixed(0)}%)` : '';
+    const line = `${label}: ${done}/${total}${pct}, ${((t - started) / 1000).toFixed(1)} s`;
+    write(line + '\n');
+    lastAt = t;
+    lastStep = total > 0 ? Math.floor((done * PLAIN_STEPS) / total) : lastStep;
+    pending = undefined;
+  };
+  return {
+    update(done, total) {
+      const t = now();
+      const step = total > 0 ? Math.floor((done * PLAIN_STEPS) / total) : lastStep;
+      if (t - lastAt >= PLAIN_EVERY_MS || step > lastStep) emit(done, total, t);
+      else pending = [done, total];
+    },
+    done() {
+      // The final count, unless it was the last line printed.
+      if (pending) emit(pending[0], pending[1], now());
     },
   };
 }

@@ -19,7 +19,7 @@ const MAX_EXAMPLES = 1000;
 export async function* datasetExamplesStream(deps: AnalysisDeps, req: DatasetExamplesRequest, ctx: RpcContext): AsyncGenerator<DatasetExample> {
   const mc = await modelContext(deps.app, req.model, req.engine);
   const dataset = datasetNamed(deps.app, req.dataset);
-  const split = splitFromWire(req.split, 'test');
+  const split = splitFromWire(req.split);
   if (!dataset.summary.splits.some((s) => s.split === split)) throw invalidArgument(`split: dataset '${dataset.summary.name}' has no ${split} split`);
   const model = mc.model.engineModel;
   const channels = channelsFromWire(req.layer, req.channels, model, 'layer', 'channels');

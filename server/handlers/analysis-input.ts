@@ -55,7 +55,7 @@ export async function neuronInput(deps: AnalysisDeps, mc: ModelContext, spec: In
     case 'sample': {
       const s = source.value;
       const dataset = datasetNamed(deps.app, s.dataset, 'input.sample.dataset');
-      const split = splitFromWire(s.split, 'test', 'input.sample.split');
+      const split = splitFromWire(s.split, 'input.sample.split');
       const info = dataset.summary.splits.find((x) => x.split === split);
       if (!info) throw invalidArgument(`input.sample.split: dataset '${dataset.summary.name}' has no ${split} split`);
       if (s.index >= info.count) {

@@ -63,7 +63,7 @@ function fractionsFromWire(fractions: number[]): number[] | undefined {
 export async function* pruneStream(deps: AnalysisDeps, req: PruneRequest, ctx: RpcContext): AsyncGenerator<PruneResponse> {
   const mc = await modelContext(deps.app, req.model, req.engine);
   const dataset = datasetNamed(deps.app, req.dataset);
-  const split = splitFromWire(req.split, 'test');
+  const split = splitFromWire(req.split);
   if (!dataset.summary.splits.some((s) => s.split === split)) throw invalidArgument(`split: dataset '${dataset.summary.name}' has no ${split} split`);
   const model = mc.model.engineModel;
   const layers = layerIndicesFromWire(req.layers, model, 'layers');

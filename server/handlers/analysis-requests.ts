@@ -52,7 +52,7 @@ export function field(prefix: string, name: string): string {
 }
 
 export function averageFromWire(spec: AverageSpec | undefined, prefix = 'average'): AverageSettings {
-  const split = splitFromWire(spec?.split ?? 0, 'train', field(prefix, 'split'));
+  const split = splitFromWire(spec?.split ?? 0, field(prefix, 'split'));
   const kindValue = spec?.kind ?? AverageKind.AVERAGE_KIND_UNSPECIFIED;
   let kind: AverageKindName;
   switch (kindValue) {

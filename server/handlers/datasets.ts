@@ -60,7 +60,7 @@ export function datasetHandlers(app: App): DatasetServiceServer {
 
 async function* samples(app: App, req: GetSamplesRequest, ctx: RpcContext): AsyncGenerator<Sample> {
   const dataset = app.datasets.get(requireName(req.dataset, 'dataset'));
-  const split = splitFromWire(req.split, 'test');
+  const split = splitFromWire(req.split);
   const info = dataset.summary.splits.find((s) => s.split === split);
   if (!info) throw invalidArgument(`split: dataset '${dataset.summary.name}' has no ${split} split`);
   let indices: number[] | undefined;

@@ -156,7 +156,7 @@ async function* evaluateStream(app: App, req: EvaluateRequest, ctx: RpcContext):
   let reported = 0;
   for await (const update of evaluate({
     dataset,
-    split: splitFromWire(req.split, 'test'),
+    split: splitFromWire(req.split),
     preprocessing: model.preprocessing,
     inputShape: model.inputShape,
     forward,

@@ -117,3 +117,50 @@ export function looksLikeSidecar(text: string): boolean {
     return false;
   }
 }
+
+/**
+ * What a sidecar records about how its model was trained (the shared models' sidecars carry
+ * `training_log`, `test_accuracy` and an `origin` sentence). Fields it does not state are absent.
+ */
+export interface TrainingFacts {
+  /** Epochs trained: the highest `epoch` in training_log (or the log's length when entries carry none). */
+  epochs?: number;
+  /** test_accuracy. */
+  testAccuracy?: number;
+  /** Training images, as the origin sentence states them ("... on the 50,000 ... training images"). */
+  trainingImages?: number;
+  /** The origin sentence itself. */
+  origin?: string;
+}
+
+/**
+ * Parses the training facts of sidecar text.
+ * @param where the sidecar's path (named in errors)
+ */
+export function trainingFacts(text: string, where: string): TrainingFacts {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw invalidArgument(`sidecar ${where} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!isObject(doc)) throw invalidArgument(`sidecar ${where} must be a JSON object`);
+  const out: TrainingFacts = {};
+  if (doc.test_accuracy !== undefined) {
+    if (typeof doc.test_accuracy !== 'number' || !(doc.test_accuracy >= 0 && doc.test_accuracy <= 1)) {
+      throw invalidArgument(`sidecar ${where}: test_accuracy must be a number in [0, 1]`);
+    }
+    out.testAccuracy = doc.test_accuracy;
+  }
+  if (doc.training_log !== undefined) {
+    if (!Array.isArray(doc.training_log)) throw invalidArgument(`sidecar ${where}: training_log must be a list`);
+    const epochs = doc.training_log.map((e: unknown) => (isObject(e) && typeof e.epoch === 'number' ? e.epoch : undefined));
+    out.epochs = epochs.every((e) => e !== undefined) && epochs.length > 0 ? Math.max(...(epochs as number[])) : doc.training_log.length;
+  }
+  if (typeof doc.origin === 'string') {
+    out.origin = doc.origin;
+    const m = /(\d[\d,]*)\s+(?:[\w-]+\s+){0,4}training images/i.exec(doc.origin);
+    if (m) out.trainingImages = Number(m[1]!.replace(/,/g, ''));
+  }
+  return out;
+}

@@ -1,5 +1,5 @@
 /**
- * deploy/Dockerfile (CUDA) and deploy/Dockerfile.cpu, linted without a container engine: every COPY
+ * deploy/Dockerfile (CUDA), deploy/Dockerfile.cpu and deploy/Dockerfile.webgpu, linted without a container engine: every COPY
  * source exists in the build context and gets past the .dockerignore, stages referenced exist, the final
  * image runs `node dist/server/main.js` as a non-root user with the ports and environment the server
  * reads, and the CUDA image installs onnxruntime's CUDA 12 provider on a cuDNN runtime base.
@@ -12,10 +12,10 @@ import { dockerignoreFilter, expandArgs, parseDockerfile, stageEnv, type Dockerf
 
 const REPO = process.cwd();
 const DEPLOY = path.join(REPO, 'deploy');
-const FILES = { 'Dockerfile': 'cuda', 'Dockerfile.cpu': 'cpu' } as const;
+const FILES = { 'Dockerfile': 'cuda', 'Dockerfile.cpu': 'cpu', 'Dockerfile.webgpu': 'webgpu' } as const;
 
 describe('deploy/.dockerignore', function () {
-  it('is the same file for both Dockerfiles (BuildKit reads <Dockerfile>.dockerignore)', function () {
+  it('is the same file for every Dockerfile (BuildKit reads <Dockerfile>.dockerignore)', function () {
     const main = fs.readFileSync(path.join(DEPLOY, '.dockerignore'), 'utf8');
     for (const name of Object.keys(FILES)) {
       assert.equal(fs.readFileSync(path.join(DEPLOY, `${name}.dockerignore`), 'utf8'), main, `${name}.dockerignore`);
@@ -105,7 +105,7 @@ for (const [name, flavour] of Object.entries(FILES)) {
       const env = stageEnv(final);
       const parsed = parseConfig([], env);
       assert.ok(!parsed.help);
-      assert.equal(parsed.config.device, flavour === 'cuda' ? 'cuda' : 'cpu');
+      assert.equal(parsed.config.device, flavour);
       assert.equal(env.HOME, '/tmp', 'HOME on the only writable path');
       const exposed = final.instructions.filter((i) => i.keyword === 'EXPOSE').flatMap((i) => i.args);
       assert.ok(exposed.includes(env.INTROSPECT_PORT) && exposed.includes(env.INTROSPECT_METRICS_PORT));
@@ -129,6 +129,14 @@ for (const [name, flavour] of Object.entries(FILES)) {
         assert.ok(!/--ignore-scripts|--omit=optional/.test(ci.raw), 'install scripts and the optional tfjs-node-gpu run');
       });
     } else {
+      if (flavour === 'webgpu') {
+        it('adds the Vulkan loader and asks the NVIDIA container toolkit for the graphics capability (the Vulkan driver)', function () {
+          const final = df.stages[df.stages.length - 1];
+          assert.ok(final.instructions.some((i) => i.keyword === 'RUN' && /apt-get install[^&]*\blibvulkan1\b/.test(i.raw)), 'libvulkan1 in the final image');
+          const env = stageEnv(final);
+          assert.ok(env.NVIDIA_DRIVER_CAPABILITIES.split(',').includes('graphics'), env.NVIDIA_DRIVER_CAPABILITIES);
+        });
+      }
       it('installs no CUDA provider and no tfjs-node-gpu', function () {
         for (const stage of df.stages) {
           const env = stageEnv(stage);

@@ -15,7 +15,7 @@ import { parseConfig, type ServerConfig } from '../../server/config';
 
 const REPO = process.cwd();
 const K8S = path.join(REPO, 'deploy', 'k8s');
-const OVERLAYS = ['cpu', 'gpu', 'gpu-secure'] as const;
+const OVERLAYS = ['cpu', 'gpu', 'gpu-secure', 'webgpu'] as const;
 const SERVER_ENV = [
   'INTROSPECT_PORT', 'INTROSPECT_METRICS_PORT', 'INTROSPECT_MODEL_ROOT', 'INTROSPECT_DATA_ROOT', 'INTROSPECT_DEVICE',
   'INTROSPECT_WORKERS', 'INTROSPECT_THREADS', 'INTROSPECT_CACHE_BYTES', 'INTROSPECT_LOG_LEVEL',
@@ -113,7 +113,9 @@ describe('deploy/k8s kustomize subset', function () {
 });
 
 for (const overlay of OVERLAYS) {
-  const gpu = overlay.startsWith('gpu');
+  const gpu = overlay !== 'cpu';
+  /** The device the overlay's pods run on, and the image flavour they use. */
+  const device = overlay === 'webgpu' ? 'webgpu' : gpu ? 'cuda' : 'cpu';
   const secure = overlay.endsWith('-secure');
   describe(`deploy/k8s/overlays/${overlay}`, function () {
     let objects: K8sObject[];
@@ -167,13 +169,13 @@ for (const overlay of OVERLAYS) {
       const ports = list(container.ports, 'ports');
       assert.equal(ports.find((p) => p.name === 'grpc')?.containerPort, config.port);
       assert.equal(ports.find((p) => p.name === 'metrics')?.containerPort, config.metricsPort);
-      assert.equal(config.device, gpu ? 'cuda' : 'cpu');
+      assert.equal(config.device, device);
       assert.ok(config.workers !== undefined && config.intraOpThreads !== undefined);
       assert.ok(config.cacheBytes >= 1024 ** 3);
       const memoryLimit = String(obj(obj(container.resources, 'resources').limits, 'limits').memory);
       assert.match(memoryLimit, /^\d+Gi$/);
       assert.ok(config.cacheBytes < parseInt(memoryLimit, 10) * 1024 ** 3, 'the model cache fits in the memory limit');
-      assert.match(String(container.image), new RegExp(`^registry\\.example\\.com/cnn-introspect:[\\w.-]+-${gpu ? 'cuda' : 'cpu'}$`));
+      assert.match(String(container.image), new RegExp(`^registry\\.example\\.com/cnn-introspect:[\\w.-]+-${device}$`));
     });
 
     it(secure ? 'probes /healthz on the plain-HTTP metrics port (kubelet gRPC probes cannot speak TLS), with a generous startup probe'
@@ -265,6 +267,14 @@ for (const overlay of OVERLAYS) {
         assert.ok(!JSON.stringify(objects).includes('nvidia.com/gpu'));
       }
     });
+
+    if (device === 'webgpu') {
+      it('asks the NVIDIA container toolkit for the graphics capability, which mounts the Vulkan driver', function () {
+        const env = list(container.env, 'env');
+        const caps = String(env.find((e) => e.name === 'NVIDIA_DRIVER_CAPABILITIES')?.value ?? '');
+        assert.ok(caps.split(',').includes('graphics'), caps);
+      });
+    }
 
     it(secure ? 'reads its bearer tokens and TLS key pair from Secrets mounted read-only where the configuration points'
       : 'serves without authentication or TLS (the -secure overlay adds them)', function () {

@@ -18,7 +18,7 @@ describe('scripts/setup.sh', function () {
     const r = spawnSync('bash', [SCRIPT, '--help'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     for (const word of ['--with-training', '--no-system', '--force-npm', 'dataset-fashion-mnist', 'chromium',
-      'python3-torch', 'libopenblas0-pthread', 'ONNXRUNTIME_NODE_INSTALL_CUDA=skip']) {
+      'python3-torch', 'libopenblas0-pthread', 'mesa-vulkan-drivers', 'bookworm-backports', 'ONNXRUNTIME_NODE_INSTALL_CUDA=skip']) {
       assert.ok(r.stdout.includes(word), `usage mentions ${word}`);
     }
   });

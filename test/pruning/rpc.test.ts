@@ -146,7 +146,7 @@ describe('rpc: Prune and LayerProbes (bundled MNIST CNN)', function () {
     assert.equal(pruned.code, 0, pruned.err);
     assert.match(pruned.out, /baseline accuracy \d+\.\d%/);
     assert.equal(pruned.out.split('\n').filter((l) => /^\s*1\s+(l1|random)\s+0\.(25|50)/.test(l)).length, 4, pruned.out);
-    const json = await run(['--json', 'probes', 'cnn', 'mnist', '--layers', '2', '--train-limit', '200', '--test-limit', '50', '--epochs', '10']);
+    const json = await run(['--json', 'probes', 'cnn', 'mnist', '--layers', '2', '--train-limit', '200', '--test-limit', '50', '--iterations', '10']);
     assert.equal(json.code, 0, json.err);
     const lines = json.out.trim().split('\n').map((l) => JSON.parse(l) as { layer: number; features: number; modelAccuracy: number });
     assert.deepEqual(lines.map((l) => [l.layer, l.features]), [[2, 64]]);

@@ -96,10 +96,20 @@ describe('cli: analysis commands and the demo', function () {
     const args = [server, 'similarity', 'cnn', 'mnist', '--classes', '0,2', '--layers', '1,2', '--split', 'test', '--method', '2'];
     const r = await cli([...args, '--json']);
     assert.equal(r.code, 0, r.stderr);
-    const lines = jsonLines(r.stdout);
+    const all = jsonLines(r.stdout);
+    const lines = all.slice(0, -1);
     assert.deepEqual(lines.map((l) => [l.classIndex, l.layer]), [[0, 1], [0, 2], [2, 1], [2, 2]]);
-    const rpc = (await collect(ts.client.similarity({ model: 'cnn', dataset: 'mnist', classes: [0, 2], layers: [1, 2], average: { split: Split.SPLIT_TEST }, method: 2 })))
-      .flatMap((m) => (m.item?.$case === 'layer' ? [m.item.value] : []));
+    const messages = await collect(ts.client.similarity({ model: 'cnn', dataset: 'mnist', classes: [0, 2], layers: [1, 2], average: { split: Split.SPLIT_TEST }, method: 2 }));
+    const rpc = messages.flatMap((m) => (m.item?.$case === 'layer' ? [m.item.value] : []));
+    // The stream's last message, the per-layer curves, is printed too (it used to be dropped).
+    const summary = messages.flatMap((m) => (m.item?.$case === 'summary' ? [m.item.value] : []));
+    assert.equal(summary.length, 1);
+    const printed = all.at(-1)!.summary as { classes: number[]; layers: number[]; meanOverClasses: number[]; mean: number[]; deadCount: number[] };
+    assert.deepEqual(printed.classes, [0, 2]);
+    assert.deepEqual(printed.layers, [1, 2]);
+    assert.ok(maxAbsDiff(printed.meanOverClasses, summary[0]!.meanOverClasses) < 1e-9);
+    assert.ok(maxAbsDiff(printed.mean, summary[0]!.mean) < 1e-9);
+    assert.deepEqual(printed.deadCount, summary[0]!.deadCount);
     lines.forEach((l, i) => {
       assert.ok(maxAbsDiff(l.values as number[], rpc[i]!.values) < 1e-9);
       assert.equal(l.className, String(l.classIndex));

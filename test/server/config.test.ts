@@ -62,7 +62,7 @@ describe('server: config', () => {
       [['--port', '70000'], {}, /--port: 70000 is outside 0\.\.65535/],
       [['--port'], {}, /--port needs a value/],
       [[], { INTROSPECT_PORT: 'http' }, /INTROSPECT_PORT: 'http' is not a whole number/],
-      [['--device', 'tpu'], {}, /--device: 'tpu' is not cpu or cuda/],
+      [['--device', 'tpu'], {}, /--device: 'tpu' is not one of cpu, cuda, webgpu/],
       [['--cache-bytes', 'lots'], {}, /--cache-bytes: 'lots' is not a size/],
       [['--grace-period', 'soon'], {}, /'soon' is not a duration/],
       [['--log-level', 'loud'], {}, /'loud' is not one of/],
@@ -72,6 +72,16 @@ describe('server: config', () => {
     for (const [argv, env, message] of bad) {
       assert.throws(() => parseConfig(argv, env), (err: unknown) => err instanceof ConfigError && message.test(err.message), argv.join(' '));
     }
+  });
+
+  it('takes the webgpu device, and --allow-cpu-fallback as a switch or with a value', () => {
+    assert.equal(config(['--device', 'webgpu']).device, 'webgpu');
+    assert.equal(config(['--device', 'WebGPU']).device, 'webgpu');
+    assert.equal(config([]).allowCpuFallback, false);
+    assert.equal(config(['--allow-cpu-fallback']).allowCpuFallback, true);
+    assert.equal(config(['--allow-cpu-fallback', '--device', 'cuda']).device, 'cuda', 'the switch takes no value');
+    assert.equal(config(['--allow-cpu-fallback=false']).allowCpuFallback, false);
+    assert.throws(() => config(['--allow-cpu-fallback=maybe']), /--allow-cpu-fallback: 'maybe' is not true or false/);
   });
 
   it('parses sizes and durations', () => {

@@ -46,7 +46,8 @@ describe('sharding: the CLI\'s --servers', function () {
     assert.equal(one.code, 0, one.stderr);
     assert.equal(many.code, 0, many.stderr);
     const lines = jsonLines(many.stdout);
-    assert.equal(lines.length, 4);
+    assert.equal(lines.length, 5, '4 (class, layer) objects, then the summary');
+    assert.ok((lines[4] as Record<string, unknown>).summary);
     assert.deepEqual(lines, jsonLines(one.stdout));
   });
 

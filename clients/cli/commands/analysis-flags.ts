@@ -16,7 +16,7 @@ import {
 import { Engine } from '../../generated/introspect/v1/common';
 import { UsageError, numberListFlag, type FlagSpec, type FlagValue, type ParsedArgs } from '../args';
 import { bool, num, str } from '../command';
-import { splitFlag } from './datasets';
+import { SPLIT_FLAG, splitFlag } from '../split';
 
 export const ENGINE_FLAG: Record<string, FlagSpec> = {
   engine: { type: 'string', arg: 'onnxruntime|tfjs', help: "engine (default: the server's)" },
@@ -33,7 +33,7 @@ export const AVERAGE_FLAGS: Record<string, FlagSpec> = {
   kind: { type: 'string', arg: 'KIND', help: 'class image: mean (default), top-k, bottom-k or activation-max' },
   k: { type: 'number', arg: 'K', help: 'top-k / bottom-k: images averaged (default 100)' },
   rescale: { type: 'boolean', help: 'per-channel min-max rescale (default: on for mean; --no-rescale turns it off)' },
-  split: { type: 'string', arg: 'train|test', help: 'which split the images come from (default train)' },
+  ...SPLIT_FLAG,
   steps: { type: 'number', arg: 'N', help: 'activation-max: gradient steps (default 100)' },
   'step-size': { type: 'number', arg: 'X', help: 'activation-max: step size (default 0.01)' },
   'stop-probability': { type: 'number', arg: 'P', help: 'activation-max: stop at this probability (default 0.99)' },

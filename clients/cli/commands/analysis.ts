@@ -8,7 +8,7 @@ import { num, str, type Command } from '../command';
 import { percent, safeName, table } from '../format';
 import { AVERAGE_FLAGS, ENGINE_FLAG, averageSpec, engineFlag, indexList } from './analysis-flags';
 import { averageEntry, fixed } from '../../report/entries';
-import { splitFlag } from './datasets';
+import { SPLIT_FLAG, splitFlag } from '../split';
 
 function need(args: ParsedArgs, min: number, usage: string, max = min): string[] {
   if (args.positionals.length < min || args.positionals.length > max) throw new UsageError(`usage: ${usage}`);
@@ -53,7 +53,7 @@ export const analysisCommands: Command[] = [
       usage: '<model> <dataset>',
       summary: 'Accuracy and loss of a model on a data set split, overall and per class.',
       flags: {
-        split: { type: 'string', arg: 'train|test', help: 'which split (default test)' },
+        ...SPLIT_FLAG,
         limit: { type: 'number', arg: 'N', help: 'at most this many images (default all)' },
         'batch-size': { type: 'number', arg: 'N', help: "images per forward pass (default: the server's)" },
         ...ENGINE_FLAG,

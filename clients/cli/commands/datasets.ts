@@ -13,14 +13,10 @@ import {
 import { UsageError, listFlag, numberListFlag, type ParsedArgs } from '../args';
 import { num, str, type Command } from '../command';
 import type { CliContext } from '../context';
+import { SPLIT_FLAG, splitFlag } from '../split';
 import { shape, table } from '../format';
 
-export function splitFlag(v: string | undefined): Split {
-  if (v === undefined) return Split.SPLIT_UNSPECIFIED;
-  if (v === 'train') return Split.SPLIT_TRAIN;
-  if (v === 'test') return Split.SPLIT_TEST;
-  throw new UsageError(`--split must be train or test, not '${v}'`);
-}
+export { splitFlag } from '../split';
 
 function formatFlag(v: string | undefined): DatasetFormat {
   switch (v) {
@@ -136,7 +132,7 @@ export const datasetCommands: Command[] = [
       usage: '<name>',
       summary: 'Fetch raw samples (index, label, pixels); with --out, write them as PNG files.',
       flags: {
-        split: { type: 'string', arg: 'train|test', help: 'which split (default test)' },
+        ...SPLIT_FLAG,
         offset: { type: 'number', arg: 'N', help: 'first sample index (default 0)' },
         limit: { type: 'number', arg: 'N', help: 'how many samples (default 10)' },
         indices: { type: 'string', arg: 'I,J,..', help: 'explicit sample indices instead of offset/limit' },

@@ -7,7 +7,13 @@ import { UsageError } from '../args';
 import { num, str, type Command } from '../command';
 import { table } from '../format';
 import { ENGINE_FLAG, count, engineFlag, indexList } from './analysis-flags';
-import { splitFlag } from './datasets';
+import { SPLIT_FLAG, splitFlag } from '../split';
+
+/** A label as the table shows it: the class name and its number ("cat (3)"), or the number where the name is just that. */
+export function classLabel(label: number, names: string[]): string {
+  const name = names[label];
+  return name === undefined || name === String(label) ? String(label) : `${name} (${label})`;
+}
 
 export const examplesCommand: Command = {
   spec: {
@@ -19,7 +25,7 @@ export const examplesCommand: Command = {
       channels: { type: 'string', arg: 'I,J,..', help: 'channels of the layer (default all)' },
       k: { type: 'number', arg: 'K', help: 'examples per channel (default 9)' },
       limit: { type: 'number', arg: 'N', help: 'scan at most this many images (default all)' },
-      split: { type: 'string', arg: 'train|test', help: 'which split (default test)' },
+      ...SPLIT_FLAG,
       out: { type: 'string', arg: 'DIR', help: 'also write one PNG grid per channel and examples.json here' },
       cols: { type: 'number', arg: 'N', help: 'grid columns (default: K)' },
       ...ENGINE_FLAG,
@@ -33,6 +39,7 @@ export const examplesCommand: Command = {
     const out = str(args, 'out');
     const k = count(args, 'k');
     if (out) await fs.promises.mkdir(out, { recursive: true });
+    const names = (await ctx.client.getDataset(dataset, ctx.callOpts())).classNames;
     const progress = ctx.progress('examples');
     const byChannel = new Map<number, DatasetExample[]>();
     const rows: Array<Array<string | number>> = [];
@@ -52,9 +59,9 @@ export const examplesCommand: Command = {
     )) {
       if (e.progress) progress.update(e.progress.done, e.progress.total);
       byChannel.set(e.neuron, [...(byChannel.get(e.neuron) ?? []), e]);
-      const entry = { layer: e.layer, neuron: e.neuron, rank: e.rank, index: e.index, label: e.label, activation: e.activation };
+      const entry = { layer: e.layer, neuron: e.neuron, rank: e.rank, index: e.index, label: e.label, className: names[e.label] ?? String(e.label), activation: e.activation };
       if (ctx.json) ctx.printJson(entry);
-      else rows.push([e.neuron, e.rank, e.index, e.label, e.activation.toFixed(4)]);
+      else rows.push([e.neuron, e.rank, e.index, classLabel(e.label, names), e.activation.toFixed(4)]);
     }
     progress.done();
     if (out) {
@@ -66,13 +73,13 @@ export const examplesCommand: Command = {
         channels.push({
           neuron,
           file,
-          examples: list.map((e) => ({ rank: e.rank, index: e.index, label: e.label, activation: e.activation })),
+          examples: list.map((e) => ({ rank: e.rank, index: e.index, label: e.label, className: names[e.label] ?? String(e.label), activation: e.activation })),
         });
       }
       await fs.promises.writeFile(path.join(out, 'examples.json'), JSON.stringify({ model, dataset, layer, channels }, null, 1) + '\n');
     }
     if (!ctx.json) {
-      ctx.print(table(['CHANNEL', 'RANK', 'INDEX', 'LABEL', 'ACTIVATION'], rows));
+      ctx.print(table(['CHANNEL', 'RANK', 'INDEX', 'CLASS', 'ACTIVATION'], rows));
       if (out) ctx.print(`\nwrote ${byChannel.size} grid${byChannel.size === 1 ? '' : 's'} and examples.json to ${out}`);
     }
   },

@@ -57,6 +57,15 @@ function need(args: ParsedArgs, n: number, usage: string): string[] {
   return args.positionals;
 }
 
+/**
+ * What the BN column can say: the server reports a batch-norm only where the file has a
+ * BatchNormalization node after the conv (folded in at load). Exporters such as PyTorch's fold
+ * batch-norm into the conv weights already, and then the file holds no trace of it.
+ */
+export const BN_NOTE =
+  "BN: 'folded' = a BatchNormalization node after the conv, folded into it at load; '–' = none in the file " +
+  "(a model exported with batch-norm already folded into its conv weights, PyTorch's default, shows '–' too).";
+
 function printInfo(ctx: CliContext, m: ModelInfo): void {
   if (ctx.json) {
     ctx.printJson(ModelInfo.toJSON(m));
@@ -82,9 +91,10 @@ function printInfo(ctx: CliContext, m: ModelInfo): void {
   ctx.print(
     table(
       ['LAYER', 'NAME', 'CHANNELS', 'OUTPUT', 'BN', 'ACTIVATION'],
-      m.convLayers.map((l) => [l.index, l.name, l.channels, shape(l.outputShape), l.batchNormFolded ? 'folded' : '', l.activation]),
+      m.convLayers.map((l) => [l.index, l.name, l.channels, shape(l.outputShape), l.batchNormFolded ? 'folded' : '–', l.activation || '–']),
     ),
   );
+  ctx.print(BN_NOTE);
   if (m.denseLayers.length > 0) {
     ctx.print('');
     ctx.print(table(['DENSE', 'NAME', 'UNITS'], m.denseLayers.map((d) => [d.index, d.name, d.units])));

@@ -17,7 +17,7 @@ import {
   indexList,
   layerSelections,
 } from './analysis-flags';
-import { splitFlag } from './datasets';
+import { DEFAULT_SPLIT, splitFlag } from '../split';
 
 const DEFAULT_COLUMNS = 8;
 
@@ -43,7 +43,7 @@ async function inputFrom(args: ParsedArgs): Promise<{ spec: InputSpec; describe:
     return { spec: { source: { $case: 'classAverage', value: { dataset, classIndex: index, average: spec } } }, describe: { dataset, classAverage: index } };
   }
   const split = splitFlag(str(args, 'split'));
-  return { spec: { source: { $case: 'sample', value: { dataset, split, index } } }, describe: { dataset, sample: index, split: str(args, 'split') ?? 'test' } };
+  return { spec: { source: { $case: 'sample', value: { dataset, split, index } } }, describe: { dataset, sample: index, split: str(args, 'split') ?? DEFAULT_SPLIT } };
 }
 
 interface Group {
@@ -62,7 +62,7 @@ export const neuronsCommand: Command = {
       out: { type: 'string', arg: 'DIR', help: 'output folder (required)' },
       average: { type: 'number', arg: 'CLASS', help: 'input: the class-average image of this class of --dataset' },
       image: { type: 'string', arg: 'FILE', help: 'input: a local PNG or JPEG' },
-      sample: { type: 'number', arg: 'INDEX', help: 'input: this sample of --dataset (--split, default test)' },
+      sample: { type: 'number', arg: 'INDEX', help: `input: this sample of --dataset (--split, default ${DEFAULT_SPLIT})` },
       dataset: { type: 'string', arg: 'NAME', help: 'data set of --average / --sample' },
       layer: {
         type: 'string',

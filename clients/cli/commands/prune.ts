@@ -2,9 +2,10 @@
 import { PruneCriterion, type SimilarityRequest } from '../../generated/introspect/v1/analysis';
 import { UsageError, listFlag, numberListFlag, type ParsedArgs } from '../args';
 import { num, str, type Command } from '../command';
+import type { CliContext } from '../context';
 import { table } from '../format';
 import { ENGINE_FLAG, count, engineFlag, indexList, similarityMethodFlag } from './analysis-flags';
-import { splitFlag } from './datasets';
+import { SPLIT_FLAG, splitFlag } from '../split';
 import { SERVERS_FLAGS, shardedClientFor } from '../../sharded-cli';
 
 const CRITERIA: Record<string, PruneCriterion> = {
@@ -42,7 +43,7 @@ export const pruneCommand: Command = {
       criteria: { type: 'string', arg: 'C,..', help: 'top, bottom, random, l1, apoz (default all)' },
       seeds: { type: 'number', arg: 'N', help: 'random: seeds averaged (default 3)' },
       limit: { type: 'number', arg: 'N', help: 'evaluate at most this many images (default all)' },
-      split: { type: 'string', arg: 'train|test', help: 'evaluation split (default test)' },
+      ...SPLIT_FLAG,
       'apoz-images': { type: 'number', arg: 'N', help: 'train images for APoZ (default 1000)' },
       class: { type: 'number', arg: 'I', help: 'rank by this class\'s similarity (default: the mean over classes)' },
       classes: { type: 'string', arg: 'I,J,..', help: 'classes whose similarity is computed (default all)' },
@@ -103,6 +104,16 @@ export const pruneCommand: Command = {
   },
 };
 
+/** --iterations, or its deprecated alias --epochs (with a warning on stderr); 0 = the server's default. */
+function iterationsFlag(args: ParsedArgs, ctx: CliContext): number {
+  if (args.flags.epochs !== undefined) {
+    if (args.flags.iterations !== undefined) throw new UsageError('give --iterations only (--epochs is its deprecated name)');
+    ctx.io.stderr('introspect probes: --epochs is deprecated and will go: it sets L-BFGS iterations, so use --iterations\n');
+    return count(args, 'epochs');
+  }
+  return count(args, 'iterations');
+}
+
 export const probesCommand: Command = {
   spec: {
     name: 'probes',
@@ -112,7 +123,8 @@ export const probesCommand: Command = {
       layers: { type: 'string', arg: 'L,..', help: 'conv layer indices (default all)' },
       'train-limit': { type: 'number', arg: 'N', help: 'train images used (default all)' },
       'test-limit': { type: 'number', arg: 'N', help: 'test images used (default all)' },
-      epochs: { type: 'number', arg: 'N', help: 'L-BFGS iterations of each head (default 30)' },
+      iterations: { type: 'number', arg: 'N', help: 'L-BFGS iterations fitting each head (default 30)' },
+      epochs: { type: 'number', arg: 'N', help: 'deprecated name of --iterations (it never counted epochs)' },
       l2: { type: 'number', arg: 'X', help: 'L2 penalty (default 1e-4)' },
       ...ENGINE_FLAG,
     },
@@ -120,6 +132,7 @@ export const probesCommand: Command = {
   },
   async run(args, ctx) {
     const [model, dataset] = modelAndDataset(args, 'introspect probes <model> <dataset>');
+    const iterations = iterationsFlag(args, ctx);
     const l2 = num(args, 'l2') ?? 0;
     if (!(l2 >= 0)) throw new UsageError(`--l2 must be >= 0, got ${l2}`);
     const progress = ctx.progress('probes');
@@ -132,7 +145,7 @@ export const probesCommand: Command = {
         layers: indexList(args, 'layers'),
         trainLimit: count(args, 'train-limit'),
         testLimit: count(args, 'test-limit'),
-        epochs: count(args, 'epochs'),
+        epochs: iterations,
         l2,
         engine: engineFlag(str(args, 'engine')),
       },

@@ -53,7 +53,8 @@ export const similarityCommand: Command = {
       ...ENGINE_FLAG,
       ...SERVERS_FLAGS,
     },
-    details: '--json prints one object per (class, layer): values, dead channels, mean, std, highest and lowest neurons.',
+    details:
+      '--json prints one object per (class, layer): values, dead channels, mean, std, highest and lowest neurons; then, last, {"summary": ...}: the per-layer curves (mean and std per class and over classes, dead counts).',
   },
   async run(args, ctx) {
     const [model, dataset] = modelAndDataset(args, 'introspect similarity <model> <dataset>');
@@ -72,7 +73,10 @@ export const similarityCommand: Command = {
       for await (const msg of (sharded ?? ctx.client).similarity(request, ctx.callOpts())) {
         cached = msg.cached;
         if (msg.progress) progress.update(msg.progress.done, msg.progress.total);
-        if (msg.item?.$case === 'summary') curves = msg.item.value;
+        if (msg.item?.$case === 'summary') {
+          curves = msg.item.value;
+          if (ctx.json) ctx.printJson({ summary: curvesEntry(curves, classes), cached: msg.cached });
+        }
         if (msg.item?.$case !== 'layer') continue;
         const l: LayerSimilarity = msg.item.value;
         if (!classes.includes(l.classIndex)) classes.push(l.classIndex);

@@ -29,6 +29,7 @@ import {
 import { GraphCache, buildGraph, graphKey, type GraphSpec } from './graph-cache';
 import { attributionGraph } from '../attribution-graph';
 import { defaultPasses, passSet, type PassSet } from '../../graph/passes';
+import { ORT_DEVICES, deviceLabel, isGpu, isOrtDevice } from './devices';
 import { WorkerPool, type PoolCounters } from './pool';
 import type { OrtDevice, TensorMessage } from './protocol';
 
@@ -68,12 +69,12 @@ export class OnnxRuntimeEngine implements Engine {
   constructor(opts: OnnxRuntimeOptions = {}) {
     const cores = Math.max(1, os.availableParallelism());
     const device = opts.device ?? 'cpu';
-    if (device !== 'cpu' && device !== 'cuda') throw invalidArgument(`unknown onnxruntime device ${String(device)}`);
+    if (!isOrtDevice(device)) throw invalidArgument(`unknown onnxruntime device ${String(device)} (${ORT_DEVICES.join(' | ')})`);
     // CPU: one single-threaded worker per core scaled best here (2 cores, all 2,752 VGG11 GBP channels, with
     // the graphs of the time: 2×1 6.4 s, 1×2 8.6 s, 1×1 9.6 s; with today's graphs 2×1 4.4 s, 1×1 7.9 s;
     // see the README's benchmarks); more than 4 copies of every session costs memory, so larger machines
-    // get 4 workers with several threads each. CUDA: one worker feeds the GPU.
-    const defaultWorkers = device === 'cuda' ? 1 : Math.min(cores, 4);
+    // get 4 workers with several threads each. A GPU (CUDA, WebGPU): one worker feeds it.
+    const defaultWorkers = isGpu(device) ? 1 : Math.min(cores, 4);
     this.workers = positiveInt(opts.workers ?? defaultWorkers, 'workers');
     this.intraOpThreads = positiveInt(opts.intraOpThreads ?? Math.max(1, Math.floor(cores / this.workers)), 'intraOpThreads');
     this.memoryBudgetBytes = opts.memoryBudgetBytes ?? GiB;
@@ -103,7 +104,7 @@ export class OnnxRuntimeEngine implements Engine {
 
   status(): EngineStatus {
     const s = this.pool.status();
-    return { kind: this.kind, device: s.provider === 'cuda' ? 'cuda:0' : 'cpu', backend: s.provider, note: s.note };
+    return { kind: this.kind, device: deviceLabel(s.provider), backend: s.provider, note: s.note };
   }
 
   async forward(model: EngineModel, input: Float32Array, n: number, opts?: RunOptions): Promise<Float32Array> {

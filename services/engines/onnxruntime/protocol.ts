@@ -1,7 +1,8 @@
 /** Messages between the onnxruntime worker pool (main thread) and its workers. */
 import type { ErrorKind } from '../../errors';
+import type { OrtDevice } from './devices';
 
-export type OrtDevice = 'cpu' | 'cuda';
+export type { OrtDevice };
 
 /** What every worker is started with (workerData). */
 export interface WorkerConfig {

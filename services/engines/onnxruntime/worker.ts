@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type { ErrorKind } from '../../errors';
 import { identityModelBytes } from './probe-model';
+import { isGpu, providerName } from './devices';
 import type { FromWorker, OrtDevice, TensorMessage, ToWorker, WorkerConfig } from './protocol';
 
 const config = workerData as WorkerConfig;
@@ -24,17 +25,20 @@ function sessionOptions(): ort.InferenceSession.SessionOptions {
   };
 }
 
-/** Tries the CUDA execution provider on a tiny model; falls back to CPU with the reason. */
+/** Tries the configured GPU execution provider on a tiny model; falls back to CPU with the reason. */
 async function chooseProvider(): Promise<{ provider: OrtDevice; note: string }> {
-  if (config.device !== 'cuda') return { provider: 'cpu', note: '' };
+  const device = config.device;
+  if (!isGpu(device)) return { provider: 'cpu', note: '' };
   try {
     // Severity 4 (fatal only): the reason is reported through the note, not onnxruntime's own log.
-    const s = await ort.InferenceSession.create(identityModelBytes(), { executionProviders: ['cuda'], logSeverityLevel: 4 });
+    const s = await ort.InferenceSession.create(identityModelBytes(), { executionProviders: [device], logSeverityLevel: 4 });
+    const x = new ort.Tensor('float32', Float32Array.of(1), [1]);
+    await s.run({ x });
     await s.release();
-    return { provider: 'cuda', note: '' };
+    return { provider: device, note: '' };
   } catch (e) {
     const reason = firstLine((e as Error).message);
-    return { provider: 'cpu', note: `CUDA execution provider unavailable, using CPU: ${reason}` };
+    return { provider: 'cpu', note: `${providerName(device)} execution provider unavailable, using CPU: ${reason}` };
   }
 }
 
