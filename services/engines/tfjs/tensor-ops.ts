@@ -443,7 +443,10 @@ const resize = one((n, ins, ctx) => {
   return out === x ? tf.clone(x) : out;
 });
 
-/** ScatterElements (reduction none or add) through scatterND over full coordinates. */
+/**
+ * ScatterElements (reduction none or add) as a scatterND over the flat data: each update's linear index is
+ * its own position's, with the scattered axis replaced by the index given.
+ */
 const scatterElements = one((n, ins) => {
   const data = x0(n, ins);
   const indices = need(n, ins, 1);
@@ -453,19 +456,22 @@ const scatterElements = one((n, ins) => {
   const r = data.rank;
   const axis = normAxis(attrInt(n, 'axis', 0), r);
   const s = indices.shape;
-  const dim = data.shape[axis]!;
-  const along = tf.where(tf.less(indices, 0), tf.add(indices, tf.scalar(dim, 'int32')), indices);
-  const coords = s.map((len, j) => {
-    if (j === axis) return tf.cast(along, 'int32');
+  const ds = data.shape;
+  const strides = ds.map((_, j) => sizeOf(ds.slice(j + 1)));
+  const idx = tf.cast(indices, 'int32');
+  const along = tf.where(tf.less(idx, 0), tf.add(idx, tf.scalar(ds[axis]!, 'int32')), idx);
+  let linear: tf.Tensor = tf.mul(along, tf.scalar(strides[axis]!, 'int32'));
+  s.forEach((len, j) => {
+    if (j === axis || len === 1) return;
     const shape = s.map(() => 1);
     shape[j] = len;
-    return tf.broadcastTo(tf.reshape(tf.range(0, len, 1, 'int32'), shape), s);
+    linear = tf.add(linear, tf.reshape(tf.range(0, len * strides[j]!, strides[j]!, 'int32'), shape));
   });
-  const flat = tf.reshape(tf.stack(coords, r), [sizeOf(s), r]);
+  const flat = tf.reshape(linear, [sizeOf(s), 1]);
   const u = tf.reshape(updates, [sizeOf(s)]);
-  const scattered = tf.scatterND(flat, u, data.shape);
+  const scattered = tf.reshape(tf.scatterND(flat, u, [sizeOf(ds)]), ds);
   if (reduction === 'add') return tf.add(data, scattered);
-  const hit = tf.greater(tf.scatterND(flat, tf.onesLike(u), data.shape), 0);
+  const hit = tf.greater(tf.reshape(tf.scatterND(flat, tf.onesLike(u), [sizeOf(ds)]), ds), 0);
   return tf.where(hit, scattered, data);
 });
 

@@ -55,7 +55,7 @@ export function passKey(s: PassSet): string {
 /**
  * The passes an engine uses by default on a device:
  * - onnxruntime on CPU: all of them (each was measured faster there: bench/graph-gbp.ts, one thread);
- * - tfjs on CPU (wasm, cpu, tfjs-node): TFJS_CPU_PASSES (measured on tfjs-wasm, VGG11 64 channels);
+ * - tfjs on CPU (wasm, cpu, tfjs-node): TFJS_CPU_PASSES (measured on tfjs-wasm, VGG11 64 channels, below);
  * - any GPU: none (the forms trade arithmetic for fewer passes over memory on a small CPU).
  */
 export function defaultPasses(engine: 'onnxruntime' | 'tfjs', device: string): PassSet {
@@ -63,4 +63,11 @@ export function defaultPasses(engine: 'onnxruntime' | 'tfjs', device: string): P
   return engine === 'onnxruntime' ? ALL_PASSES : TFJS_CPU_PASSES;
 }
 
-export const TFJS_CPU_PASSES: PassSet = new Set<PassName>(PASS_NAMES);
+/**
+ * tfjs-wasm, VGG11 conv layer 4, 64 channels, guided, CPU ms per call (median of 3, loaded 2-core machine):
+ * plain 986; seed-through-conv + flipped-conv 961; seed-through-conv 966; flipped-conv 1033; all passes 1410;
+ * all but pool-conv-fused 1189 (its stride-2 ConvTranspose is a zero-interleaved conv in the interpreter);
+ * pool-resize 1192 (Resize + Mul cost more than the scatter there). The interpreter runs a stride-1
+ * ConvTranspose as the flipped conv anyway, so flipped-conv only spares the weight flip per program.
+ */
+export const TFJS_CPU_PASSES: PassSet = new Set<PassName>(['seed-through-conv', 'flipped-conv']);
