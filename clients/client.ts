@@ -42,14 +42,14 @@ import {
   type PruneResponse,
   type SanityCheckResponse,
   type SimilarityResponse,
-} from './generated/introspect/v1/analysis';
+} from '../api/generated/introspect/v1/analysis';
 import {
   DatasetServiceClient,
   GetSamplesRequest,
   RegisterDatasetRequest,
   type DatasetInfo,
   type Sample,
-} from './generated/introspect/v1/datasets';
+} from '../api/generated/introspect/v1/datasets';
 import {
   EvaluateRequest,
   LoadModelRequest,
@@ -60,8 +60,8 @@ import {
   type EvaluateResponse,
   type ModelInfo,
   type PredictResponse,
-} from './generated/introspect/v1/models';
-import type { MethodInfo } from './methods';
+} from '../api/generated/introspect/v1/models';
+import type { MethodInfo } from '../api/methods';
 
 /** Partial requests: what ts-proto's `fromPartial` accepts (unset fields take proto defaults). */
 type Partial1<T> = DeepPartial<T>;

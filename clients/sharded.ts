@@ -9,8 +9,8 @@
  * Similarity is split by (class, layer) and Prune by (layer, criterion); each shard is one ordinary
  * call to one server. The merged streams look like a single server's: Similarity yields the
  * (class, layer) items class by class, layer by layer in request order, then a summary recomputed
- * from the merged values with the server's own `buildCurves`/`meanStd`; Prune yields the baseline
- * first and the results layer by layer, criterion by criterion, fraction by fraction. Progress
+ * from the merged values with the server's own `buildCurves`/`meanStd` (api/curves.ts); Prune yields
+ * the baseline first and the results layer by layer, criterion by criterion, fraction by fraction. Progress
  * messages in between sum the shards' progress (totals of shards not started yet are estimated).
  *
  * One target (e.g. `dns:///introspect-headless.ns.svc.cluster.local:50051`, a Kubernetes headless
@@ -18,12 +18,12 @@
  * over every address the name resolves to, and N × perServer shards in flight.
  */
 import { status } from '@grpc/grpc-js';
-import { PruneCriterion, PruneRequest, SimilarityRequest, type PruneResponse, type SimilarityResponse } from './generated/introspect/v1/analysis';
-import type { DatasetInfo, RegisterDatasetRequest } from './generated/introspect/v1/datasets';
-import type { DeepPartial, LoadModelRequest, ModelInfo } from './generated/introspect/v1/models';
+import { PruneCriterion, PruneRequest, SimilarityRequest, type PruneResponse, type SimilarityResponse } from '../api/generated/introspect/v1/analysis';
+import type { DatasetInfo, RegisterDatasetRequest } from '../api/generated/introspect/v1/datasets';
+import type { DeepPartial, LoadModelRequest, ModelInfo } from '../api/generated/introspect/v1/models';
 import { IntrospectClient, type CallOpts, type ClientOptions } from './client';
 import { ShardedJobError, runShards, type RetryEvent, type RetryPolicy, type ShardProgress, type ShardSpec } from './sharded-runner';
-import { buildCurves, meanStd, type LayerStats } from '../services/analysis/similarity';
+import { buildCurves, meanStd, type LayerStats } from '../api/curves';
 
 export { ShardedJobError, type RetryEvent, type RetryPolicy, type ShardFailure } from './sharded-runner';
 

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { IntrospectClient } from '../clients/client';
-import { AverageKind } from '../clients/generated/introspect/v1/analysis';
+import { AverageKind } from '../api/generated/introspect/v1/analysis';
 import { runReport } from '../clients/report/collect';
 import { writeReport } from '../clients/report/write';
 import { defaultConfig } from '../server/config';

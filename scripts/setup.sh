@@ -15,6 +15,8 @@
 #                               this script adds to apt's sources when it is missing
 #     with --with-training also:
 #       libopenblas0-pthread python3-torch   to retrain the models (scripts/train/train.py)
+#       python3-onnx                         to regenerate the PyTorch reference fixtures
+#                                            (scripts/reference/neuron_images.py)
 #
 # Idempotent, and quick when everything is present (no network access then). Never needs root.
 #
@@ -74,9 +76,10 @@ declare -A purpose=(
   [mesa-vulkan-drivers]="Vulkan software driver for the webgpu device tests (optional)"
   [libopenblas0-pthread]="fast BLAS for PyTorch training (--with-training)"
   [python3-torch]="PyTorch for scripts/train/train.py (--with-training)"
+  [python3-onnx]="ONNX reader for scripts/reference/neuron_images.py (--with-training)"
 )
 wanted=(dataset-fashion-mnist chromium mesa-vulkan-drivers)
-((with_training)) && wanted+=(libopenblas0-pthread python3-torch)
+((with_training)) && wanted+=(libopenblas0-pthread python3-torch python3-onnx)
 
 # Dawn (onnxruntime's WebGPU provider) refuses Mesa before 23 ("shaderUniform*ArrayDynamicIndexing").
 mesa_current() {

@@ -39,7 +39,7 @@ export function createApp(opts: { config: ServerConfig; log: Logger; metrics: Se
     onResidentChange: (n) => metrics.modelsLoaded.set(n),
     onEvict: (model, reason) => {
       log.info('model released from the engines', { model: model.name, sha256: model.sha256, reason });
-      for (const engine of [engines.onnxruntime, engines.tfjs]) {
+      for (const engine of engines.set.made()) {
         engine.release(model.engineModel.id).catch((err: unknown) =>
           log.warn('engine release failed', { engine: engine.kind, model: model.name, error: err instanceof Error ? err : String(err) }),
         );
@@ -56,7 +56,7 @@ export function createApp(opts: { config: ServerConfig; log: Logger; metrics: Se
     engines,
     rpc: { log, calls: new ActiveCalls() },
     engine: (kind) => engines.engineFor(kind),
-    engineStatuses: () => [engines.onnxruntime.status(), engines.tfjs.status()],
+    engineStatuses: () => engines.statuses(),
     forward: (model, kind) => {
       const engine = engines.engineFor(kind);
       return (input, n, signal) =>

@@ -4,8 +4,9 @@
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { engineRegistry } from '../services/engines';
 import type { EngineKind } from '../services/engines/engine';
-import { ORT_DEVICES, isOrtDevice, type OrtDevice } from '../services/engines/onnxruntime/devices';
+import type { OrtDevice } from '../services/engines/onnxruntime/devices';
 import { isLogLevel, type LogLevel } from './log';
 
 export type Device = OrtDevice;
@@ -77,7 +78,8 @@ export function defaultConfig(): ServerConfig {
     maxUploadBytes: 512 * MiB,
     device: 'cpu',
     allowCpuFallback: false,
-    defaultEngine: 'onnxruntime',
+    // The registered engine of highest priority (services/engines/index.ts).
+    defaultEngine: engineRegistry.names()[0]!,
     gracePeriodMs: 30_000,
     logLevel: 'info',
     maxReceiveBytes: 16 * MiB,
@@ -188,12 +190,13 @@ const OPTIONS: Option[] = [
   {
     flag: '--device',
     env: 'INTROSPECT_DEVICE',
-    arg: ORT_DEVICES.join('|'),
+    arg: engineRegistry.devices().join('|'),
     help: 'where onnxruntime runs (default cpu); a GPU device that is unavailable falls back to cpu and keeps the server NOT_SERVING unless --allow-cpu-fallback',
     apply: (c, v, s) => {
       const d = v.trim().toLowerCase();
-      if (!isOrtDevice(d)) throw new ConfigError(`${s}: '${v}' is not one of ${ORT_DEVICES.join(', ')}`);
-      c.device = d;
+      const known = engineRegistry.devices();
+      if (!known.includes(d)) throw new ConfigError(`${s}: '${v}' is not one of ${known.join(', ')}`);
+      c.device = d as Device;
     },
   },
   {
@@ -207,11 +210,12 @@ const OPTIONS: Option[] = [
   {
     flag: '--engine',
     env: 'INTROSPECT_ENGINE',
-    arg: 'onnxruntime|tfjs',
-    help: 'engine used when a request does not name one (default onnxruntime)',
+    arg: engineRegistry.names().join('|'),
+    help: `engine used when a request does not name one (default ${engineRegistry.names()[0]})`,
     apply: (c, v, s) => {
       const e = v.trim().toLowerCase();
-      if (e !== 'onnxruntime' && e !== 'tfjs') throw new ConfigError(`${s}: '${v}' is not onnxruntime or tfjs`);
+      const known = engineRegistry.names();
+      if (!known.includes(e)) throw new ConfigError(`${s}: '${v}' is not a known engine (known: ${known.join(', ')})`);
       c.defaultEngine = e;
     },
   },

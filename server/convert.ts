@@ -2,21 +2,23 @@
  * Wire ↔ domain conversions for the handlers: enums, preprocessing, model and dataset descriptions.
  * Validation errors name the request field.
  */
-import { Engine as EngineEnum, Split } from '../clients/generated/introspect/v1/common';
-import { DatasetFormat, type DatasetInfo } from '../clients/generated/introspect/v1/datasets';
+import { Engine as EngineEnum, Split } from '../api/generated/introspect/v1/common';
+import { DatasetFormat, type DatasetInfo } from '../api/generated/introspect/v1/datasets';
 import {
   ChannelOrder,
   Fit,
   ModelFormat,
   type ModelInfo,
   type Preprocessing,
-} from '../clients/generated/introspect/v1/models';
+} from '../api/generated/introspect/v1/models';
 import type { DatasetFormatName, DatasetSummary, SplitName } from '../services/data/dataset';
 import type { PreprocessSpec } from '../services/data/preprocessing';
+import { engineRegistry } from '../services/engines';
 import type { EngineKind, EngineStatus } from '../services/engines/engine';
 import { invalidArgument } from '../services/errors';
 import type { ModelDescription } from '../services/models/info';
 import type { ModelFormatName } from '../services/models/model';
+import { DEFAULT_SPLIT } from '../services/jobs/defaults';
 
 /** A required string field. */
 export function requireName(value: string, field: string): string {
@@ -67,11 +69,7 @@ export function datasetFormatToWire(f: DatasetFormatName): DatasetFormat {
   }
 }
 
-/**
- * What an unspecified split means in every request (proto: SPLIT_UNSPECIFIED = test): the held-out
- * images, on which accuracies are measured, so that class averages describe the same images.
- */
-export const DEFAULT_SPLIT: SplitName = 'test';
+export { DEFAULT_SPLIT };
 
 /** A request's split; unspecified is DEFAULT_SPLIT, the one place it is resolved. */
 export function splitFromWire(s: Split, field = 'split'): SplitName {
@@ -91,21 +89,23 @@ export function splitToWire(s: SplitName): Split {
   return s === 'train' ? Split.SPLIT_TRAIN : Split.SPLIT_TEST;
 }
 
+/**
+ * The wire enum names engines as ENGINE_<NAME>; the registry (services/engines) says which names exist.
+ * A value the registry does not know is INVALID_ARGUMENT naming the known engines.
+ */
 export function engineFromWire(e: EngineEnum, fallback: EngineKind, field = 'engine'): EngineKind {
-  switch (e) {
-    case EngineEnum.ENGINE_UNSPECIFIED:
-      return fallback;
-    case EngineEnum.ENGINE_ONNXRUNTIME:
-      return 'onnxruntime';
-    case EngineEnum.ENGINE_TFJS:
-      return 'tfjs';
-    default:
-      throw invalidArgument(`${field}: unknown engine ${String(e)}`);
+  if (e === EngineEnum.ENGINE_UNSPECIFIED) return fallback;
+  const wire = EngineEnum[e] as string | undefined;
+  const name = wire?.startsWith('ENGINE_') ? wire.slice('ENGINE_'.length).toLowerCase() : undefined;
+  if (name === undefined || !engineRegistry.has(name)) {
+    throw invalidArgument(`${field}: unknown engine ${name ?? String(e)} (known: ${engineRegistry.names().join(', ')})`);
   }
+  return name;
 }
 
 export function engineToWire(e: EngineKind): EngineEnum {
-  return e === 'onnxruntime' ? EngineEnum.ENGINE_ONNXRUNTIME : EngineEnum.ENGINE_TFJS;
+  const value = (EngineEnum as unknown as Record<string, number | undefined>)[`ENGINE_${e.toUpperCase()}`];
+  return value === undefined ? EngineEnum.UNRECOGNIZED : (value as EngineEnum);
 }
 
 /** Only the fields the request sets (unset ones come from the sidecar or the defaults). */

@@ -4,6 +4,7 @@
  * CPU, the server stays NOT_SERVING with the reason, unless the operator allowed the fallback.
  */
 import type { EngineStatus } from '../services/engines/engine';
+import { engineRegistry } from '../services/engines';
 import { isGpu } from '../services/engines/onnxruntime/devices';
 import type { ServerConfig } from './config';
 
@@ -17,7 +18,7 @@ export interface DeviceReadiness {
 }
 
 export function deviceReadiness(config: Pick<ServerConfig, 'device' | 'allowCpuFallback'>, statuses: EngineStatus[]): DeviceReadiness {
-  const fellBack = isGpu(config.device) ? statuses.filter((s) => s.kind === 'onnxruntime' && s.backend !== config.device) : [];
+  const fellBack = isGpu(config.device) ? statuses.filter((s) => takesDevice(s.kind, config.device) && s.backend !== config.device) : [];
   if (fellBack.length === 0 || config.allowCpuFallback) return { ok: true, fellBack, reason: '' };
   const why = fellBack.map((s) => s.note || `${s.kind} runs on ${s.device}`).join('; ');
   return {
@@ -25,4 +26,9 @@ export function deviceReadiness(config: Pick<ServerConfig, 'device' | 'allowCpuF
     fellBack,
     reason: `device ${config.device} was requested but is unavailable (${why}); start with --allow-cpu-fallback to serve on the CPU anyway`,
   };
+}
+
+/** Whether engine `kind` is one that can be asked for `device` (the others choose their own). */
+function takesDevice(kind: string, device: string): boolean {
+  return engineRegistry.has(kind) && engineRegistry.get(kind).devices.includes(device);
 }

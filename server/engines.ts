@@ -5,7 +5,9 @@ import type { Logger } from './log';
 
 export async function startEngines(config: ServerConfig, log: Logger): Promise<Engines> {
   const engines = createEngines({
-    onnxruntime: { workers: config.workers, intraOpThreads: config.intraOpThreads, device: config.device },
+    workers: config.workers,
+    intraOpThreads: config.intraOpThreads,
+    device: config.device,
     log: (message) => log.info(message, { component: 'engines' }),
   });
   try {
@@ -14,7 +16,7 @@ export async function startEngines(config: ServerConfig, log: Logger): Promise<E
     await engines.close().catch(() => {});
     throw err;
   }
-  for (const s of [engines.onnxruntime.status(), engines.tfjs.status()]) {
+  for (const s of engines.statuses()) {
     log.info('engine ready', { engine: s.kind, device: s.device, backend: s.backend, note: s.note || undefined });
   }
   return engines;

@@ -3,7 +3,7 @@
  * ([N, H, W, C] or [H, W, C], uint8 or float32 in 0..255) or as PNG/JPEG bytes; each is fitted to
  * the model's input size and channels by the model's preprocessing.
  */
-import type { PredictRequest } from '../clients/generated/introspect/v1/models';
+import type { PredictRequest } from '../api/generated/introspect/v1/models';
 import { pixelsToInputSpace } from '../services/data/preprocess';
 import { invalidArgument } from '../services/errors';
 import { decodePixels } from '../services/images/decode';

@@ -4,7 +4,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import * as path from 'node:path';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
-import { API_PROTO_FILES, findProtoRoot } from '../clients/proto-files';
+import { API_PROTO_FILES, findProtoRoot } from '../api/proto-files';
 
 export function addReflection(server: Server): void {
   const healthRoot = path.resolve(path.dirname(healthProtoPath), '..', '..');

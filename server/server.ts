@@ -5,9 +5,9 @@
  *   await server.close(30_000);                  // drain: NOT_SERVING, no new calls, cancel after grace
  */
 import { Server, type ServerInterceptor } from '@grpc/grpc-js';
-import { AnalysisServiceService } from '../clients/generated/introspect/v1/analysis';
-import { DatasetServiceService } from '../clients/generated/introspect/v1/datasets';
-import { ModelServiceService } from '../clients/generated/introspect/v1/models';
+import { AnalysisServiceService } from '../api/generated/introspect/v1/analysis';
+import { DatasetServiceService } from '../api/generated/introspect/v1/datasets';
+import { ModelServiceService } from '../api/generated/introspect/v1/models';
 import { IntrospectError } from '../services/errors';
 import { createApp, type App, type Engines } from './app';
 import type { ServerConfig } from './config';
@@ -21,7 +21,7 @@ import { statusName } from './errors';
 import { createLogger, type Logger } from './log';
 import { ServerMetrics } from './metrics';
 import { startMetricsHttp, type MetricsHttp } from './metrics-http';
-import { API_SERVICES } from '../clients/proto-files';
+import { API_SERVICES } from '../api/proto-files';
 import { addReflection } from './reflection';
 import { tolerantDecoding } from './decode';
 import { TokenSet, authInterceptor, loadTokens } from './auth';
@@ -60,8 +60,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   const engines = opts.engines ?? (await startEngines(config, log));
   const app = createApp({ config, log, metrics, engines });
 
-  const heavyStreams = new HeavyStreamLimiter(config.maxHeavyStreams ?? 2 * engines.onnxruntime.workers, (method) =>
-    log.info('call refused: heavy-stream limit reached', { method, maxHeavyStreams: config.maxHeavyStreams ?? 2 * engines.onnxruntime.workers }),
+  const heavyStreams = new HeavyStreamLimiter(config.maxHeavyStreams ?? 2 * engines.workers, (method) =>
+    log.info('call refused: heavy-stream limit reached', { method, maxHeavyStreams: config.maxHeavyStreams ?? 2 * engines.workers }),
   );
   registerLimiterMetrics(metrics.registry, heavyStreams);
   // Order: metrics sees every status (refusals too), auth answers before a heavy slot is taken.

@@ -3,7 +3,7 @@
  * that the shape is sane and the byte count matches it, naming the field.
  */
 import * as os from 'node:os';
-import { ElementType, type Tensor } from '../clients/generated/introspect/v1/common';
+import { ElementType, type Tensor } from '../api/generated/introspect/v1/common';
 import { invalidArgument } from '../services/errors';
 
 if (os.endianness() !== 'LE') throw new Error('cnn-introspect needs a little-endian host (tensors travel little-endian)');

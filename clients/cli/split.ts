@@ -7,7 +7,7 @@
  * held-out images, and a class average then describes the same images the accuracies are measured on.
  * Class averages over the training images (as the thesis draws them) are one `--split train` away.
  */
-import { Split } from '../generated/introspect/v1/common';
+import { Split } from '../../api/generated/introspect/v1/common';
 import { UsageError, type FlagSpec } from './args';
 
 export const DEFAULT_SPLIT = 'test' as const;

@@ -14,10 +14,10 @@ import {
   type SanityCheckResponse,
   type SimilarityCurves,
   type SimilarityMetric,
-} from '../generated/introspect/v1/analysis';
-import type { Engine } from '../generated/introspect/v1/common';
-import type { DatasetInfo } from '../generated/introspect/v1/datasets';
-import type { ModelInfo } from '../generated/introspect/v1/models';
+} from '../../api/generated/introspect/v1/analysis';
+import type { Engine } from '../../api/generated/introspect/v1/common';
+import type { DatasetInfo } from '../../api/generated/introspect/v1/datasets';
+import type { ModelInfo } from '../../api/generated/introspect/v1/models';
 import type { CallOpts, IntrospectClient } from '../client';
 
 export type MethodNumber = 1 | 2;

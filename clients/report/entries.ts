@@ -2,7 +2,7 @@
  * What the analysis commands write: plain JSON entries (every field present, no bulky tensors; the
  * generated toJSON drops zero-valued fields such as class 0), and numbers for tables.
  */
-import type { ClassAverage, LayerSimilarity, RankedNeuron, SimilarityCurves } from '../generated/introspect/v1/analysis';
+import type { ClassAverage, LayerSimilarity, RankedNeuron, SimilarityCurves } from '../../api/generated/introspect/v1/analysis';
 
 /** A number for a table ('-' when not finite). */
 export function fixed(v: number, digits = 3): string {

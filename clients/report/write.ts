@@ -12,8 +12,8 @@ import {
   neuronObjectiveToJSON,
   similarityMetricToJSON,
   type ClassAverage,
-} from '../generated/introspect/v1/analysis';
-import { engineToJSON, splitToJSON } from '../generated/introspect/v1/common';
+} from '../../api/generated/introspect/v1/analysis';
+import { engineToJSON, splitToJSON } from '../../api/generated/introspect/v1/common';
 import { renderReport, type ReportData } from '../../services/report/html';
 import type { ReportGallery, ReportSanityDepth } from '../../services/report/report-data';
 import { averageKindName, type ReportRun, type SimilarityRun } from './collect';

@@ -3,7 +3,7 @@
  * Pure functions of the numbers; no I/O.
  */
 import { PNG } from 'pngjs';
-import type { ConfidenceMatrixResponse } from '../../clients/generated/introspect/v1/analysis';
+import type { ConfidenceMatrixResponse } from '../../api/generated/introspect/v1/analysis';
 
 type Rgb = [number, number, number];
 

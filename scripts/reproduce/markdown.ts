@@ -2,7 +2,7 @@
  * The reproduction's document: REPRODUCTION.md's text from the results and the verdicts (every
  * verdict word comes from verdicts.ts, printed with its rule). Pure: no I/O.
  */
-import { PruneCriterion, type PruneResult, type SimilarityCurves } from '../../clients/generated/introspect/v1/analysis';
+import { PruneCriterion, type PruneResult, type SimilarityCurves } from '../../api/generated/introspect/v1/analysis';
 import { commandLine } from './options';
 import type { KindRun, Results } from './run';
 import { THESIS_ACCURACY, THESIS_EPOCHS, THESIS_TABLE_5_1, THESIS_TRUNCATED_ACCURACY } from './thesis';

@@ -20,8 +20,8 @@ import {
   type PruneResult,
   type SanityCheckResponse,
   type SimilarityCurves,
-} from '../../clients/generated/introspect/v1/analysis';
-import { Split } from '../../clients/generated/introspect/v1/common';
+} from '../../api/generated/introspect/v1/analysis';
+import { Split } from '../../api/generated/introspect/v1/common';
 import { defaultConfig } from '../../server/config';
 import { createLogger } from '../../server/log';
 import { startServer } from '../../server/server';

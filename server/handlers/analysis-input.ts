@@ -1,17 +1,19 @@
 /**
- * NeuronImages' input (InputSpec) → one image [C, H, W] in the model's input space: a class-average
- * image (cached), a tensor (float32 [C, H, W] in input space, or uint8 [H, W, C] raw pixels), PNG/JPEG
- * bytes, or a sample of a registered data set. Errors name the field under `input`.
+ * NeuronImages' input (InputSpec) → the job's input: a class-average image (computed or taken from the
+ * cache by the job), a tensor (float32 [C, H, W] in input space, or uint8 [H, W, C] raw pixels), PNG/JPEG
+ * bytes, or a sample of a registered data set (read by the job). Errors name the field under `input`.
  */
-import type { InputSpec } from '../../clients/generated/introspect/v1/analysis';
-import { decodeSize, pixelsToInputSpace, toInputSpace } from '../../services/data/preprocess';
-import { invalidArgument, throwIfAborted } from '../../services/errors';
+import type { InputSpec } from '../../api/generated/introspect/v1/analysis';
+import { pixelsToInputSpace } from '../../services/data/preprocess';
+import { invalidArgument } from '../../services/errors';
 import { decodePixels } from '../../services/images/png';
+import type { NeuronInput } from '../../services/jobs/images';
 import type { LoadedModel } from '../../services/models/model';
 import { splitFromWire } from '../convert';
 import { decodeTensor } from '../tensors';
-import { analysedClasses, collectAverages, type AnalysisDeps } from './analysis-averages';
+import type { AnalysisDeps } from './analysis';
 import { averageFromWire, inputSpaceImage } from './analysis-requests';
+import { analysedClasses } from './analysis-selections';
 import { datasetNamed, type ModelContext } from './common';
 
 function checkChannels(c: number, model: LoadedModel, name: string): void {
@@ -21,7 +23,7 @@ function checkChannels(c: number, model: LoadedModel, name: string): void {
   }
 }
 
-export async function neuronInput(deps: AnalysisDeps, mc: ModelContext, spec: InputSpec | undefined, signal: AbortSignal): Promise<Float32Array> {
+export function neuronInputFromWire(deps: AnalysisDeps, mc: ModelContext, spec: InputSpec | undefined): NeuronInput {
   const model = mc.model;
   const source = spec?.source;
   if (!source) {
@@ -33,8 +35,7 @@ export async function neuronInput(deps: AnalysisDeps, mc: ModelContext, spec: In
       const dataset = datasetNamed(deps.app, ref.dataset, 'input.class_average.dataset');
       const settings = averageFromWire(ref.average, 'input.class_average.average');
       const [classIndex] = analysedClasses([ref.classIndex], model, dataset, 'input.class_average.class_index');
-      const [a] = await collectAverages(deps, { mc, dataset, settings, classes: [classIndex!], score: false, signal });
-      return a!.image;
+      return { kind: 'class_average', average: { mc, dataset, settings, classes: [classIndex!], score: false } };
     }
     case 'tensor': {
       const d = decodeTensor(source.value, 'input.tensor');
@@ -42,15 +43,15 @@ export async function neuronInput(deps: AnalysisDeps, mc: ModelContext, spec: In
         if (d.shape.length !== 3) throw invalidArgument(`input.tensor.shape [${d.shape.join(', ')}]: raw uint8 pixels must be [H, W, C]`);
         const [h, w, c] = d.shape as [number, number, number];
         checkChannels(c, model, 'input.tensor.shape');
-        return pixelsToInputSpace(d.data, 1, h, w, c, model.preprocessing, model.inputShape);
+        return { kind: 'image', image: pixelsToInputSpace(d.data, 1, h, w, c, model.preprocessing, model.inputShape) };
       }
-      return inputSpaceImage(source.value, model.engineModel, 'input.tensor');
+      return { kind: 'image', image: inputSpaceImage(source.value, model.engineModel, 'input.tensor') };
     }
     case 'encoded': {
       if (source.value.byteLength === 0) throw invalidArgument('input.encoded is empty');
       const img = decodePixels(source.value, 'input.encoded');
       checkChannels(img.channels, model, 'input.encoded');
-      return pixelsToInputSpace(img.pixels, 1, img.height, img.width, img.channels, model.preprocessing, model.inputShape);
+      return { kind: 'image', image: pixelsToInputSpace(img.pixels, 1, img.height, img.width, img.channels, model.preprocessing, model.inputShape) };
     }
     case 'sample': {
       const s = source.value;
@@ -61,12 +62,7 @@ export async function neuronInput(deps: AnalysisDeps, mc: ModelContext, spec: In
       if (s.index >= info.count) {
         throw invalidArgument(`input.sample.index = ${s.index} is outside the ${split} split of '${dataset.summary.name}' (0..${info.count - 1})`);
       }
-      const size = decodeSize(dataset.summary, model.preprocessing, model.inputShape);
-      for await (const batch of dataset.batches(split, { batchSize: 1, indices: [s.index], size, signal })) {
-        throwIfAborted(signal);
-        return toInputSpace(batch, model.preprocessing, model.inputShape);
-      }
-      throw invalidArgument(`input.sample: dataset '${dataset.summary.name}' returned no image for index ${s.index}`);
+      return { kind: 'sample', dataset, split, index: s.index };
     }
   }
 }

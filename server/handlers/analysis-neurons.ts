@@ -1,15 +1,16 @@
 /** NeuronImages: attribution images of conv channels and class logits, one message per image. */
-import type { NeuronImage, NeuronImagesRequest } from '../../clients/generated/introspect/v1/analysis';
-import { neuronImages } from '../../services/analysis/neuron-images';
+import type { NeuronImage, NeuronImagesRequest } from '../../api/generated/introspect/v1/analysis';
 import { attributionToPng } from '../../services/images/png';
+import { runNeuronImages, type NeuronImagesJob } from '../../services/jobs/images';
 import type { RpcContext } from '../rpc';
 import { float32Tensor } from '../tensors';
-import type { AnalysisDeps } from './analysis-averages';
-import { neuronInput } from './analysis-input';
-import { attributionFromWire, classesFromWire, layerSelectionsFromWire } from './analysis-requests';
+import type { AnalysisDeps } from './analysis';
+import { neuronInputFromWire } from './analysis-input';
+import { attributionFromWire } from './analysis-requests';
+import { classesFromWire, layerSelectionsFromWire } from './analysis-selections';
 import { modelContext } from './common';
 
-export async function* neuronImagesStream(deps: AnalysisDeps, req: NeuronImagesRequest, ctx: RpcContext): AsyncGenerator<NeuronImage> {
+async function neuronsJobFromWire(deps: AnalysisDeps, req: NeuronImagesRequest): Promise<NeuronImagesJob> {
   const mc = await modelContext(deps.app, req.model, req.engine);
   const model = mc.model.engineModel;
   // Everything about the request is checked before any work starts.
@@ -17,10 +18,14 @@ export async function* neuronImagesStream(deps: AnalysisDeps, req: NeuronImagesR
   // Class-logit images only for the classes named (none by default).
   const classes = req.classes.length > 0 ? classesFromWire(req.classes, model.classes, `model '${mc.model.name}'`) : [];
   const attribution = attributionFromWire(req.attribution, model);
-  const input = await neuronInput(deps, mc, req.input, ctx.signal);
-  const shape = mc.model.inputShape;
-  for await (const n of neuronImages({ ...attribution, engine: mc.engine, model, input, layers, classes, signal: ctx.signal })) {
-    deps.app.metrics.imagesComputed.inc({ kind: 'neuron_image' });
+  const input = neuronInputFromWire(deps, mc, req.input);
+  return { ...attribution, mc, input, layers, classes };
+}
+
+export async function* neuronImagesStream(deps: AnalysisDeps, req: NeuronImagesRequest, ctx: RpcContext): AsyncGenerator<NeuronImage> {
+  const job = await neuronsJobFromWire(deps, req);
+  const shape = job.mc.model.inputShape;
+  for await (const n of runNeuronImages(deps.jobs, job, ctx.signal)) {
     yield {
       layer: n.layer,
       neuron: n.neuron,

@@ -1,7 +1,8 @@
 /**
- * Decoding of the analysis requests' shared parts (average spec, attribution, layer selections,
- * similarity method and metric, class lists) into service settings, with the proto defaults filled
- * in. Every error is INVALID_ARGUMENT naming the request field (`prefix` carries the path to it).
+ * Decoding of the analysis requests' shared parts (average spec, attribution, similarity method and
+ * metric; layer, channel and class lists in ./analysis-selections.ts) into job settings, with the
+ * defaults filled in (services/jobs/defaults.ts). Every error is INVALID_ARGUMENT naming the request
+ * field (`prefix` carries the path to it).
  */
 import {
   AttributionMethod,
@@ -9,37 +10,23 @@ import {
   NeuronObjective,
   SimilarityMethod,
   SimilarityMetric,
+  SmoothGradForm,
   type AverageSpec,
   type Attribution,
-  type LayerSelection,
-} from '../../clients/generated/introspect/v1/analysis';
-import { ACTIVATION_MAX_DEFAULTS } from '../../services/analysis/activation-max';
-import { DEFAULT_K } from '../../services/analysis/averages';
+  type AttributionWrapper,
+} from '../../api/generated/introspect/v1/analysis';
 import type { MetricName } from '../../services/analysis/metrics';
-import { DEFAULT_IG_STEPS, type AttributionSettings, type LayerChannels } from '../../services/analysis/neuron-images';
+import { inputSize } from '../../services/analysis/neuron-images';
+import { resolveMethod, type AttributionSettings, type WrapperSpec } from '../../services/methods/registry';
+import type { SmoothGradForm as SmoothGradFormName } from '../../services/methods/smoothgrad';
 import type { SimilarityMethodNumber } from '../../services/analysis/similarity';
-import type { SplitName } from '../../services/data/dataset';
 import type { NeuronObjective as ObjectiveName } from '../../services/engines/engine';
 import type { EngineModel } from '../../services/engines/engine';
 import { invalidArgument } from '../../services/errors';
+import type { AverageKindName, AverageSettings } from '../../services/jobs/averages';
+import { ACTIVATION_MAX_DEFAULTS, DEFAULT_K } from '../../services/jobs/defaults';
 import { splitFromWire } from '../convert';
 import { decodeTensor } from '../tensors';
-
-export type AverageKindName = 'mean' | 'top_k' | 'bottom_k' | 'activation_max';
-
-/** An AverageSpec with its defaults resolved (what determines the images, so also a cache key part). */
-export interface AverageSettings {
-  kind: AverageKindName;
-  split: SplitName;
-  /** top_k / bottom_k only (undefined otherwise). */
-  k?: number;
-  /** undefined = the service's default (on for mean and activation maximisation's start). */
-  rescale?: boolean;
-  /** activation_max only. */
-  steps?: number;
-  stepSize?: number;
-  stopProbability?: number;
-}
 
 /** Most gradient steps one activation maximisation may take. */
 const MAX_STEPS = 100_000;
@@ -108,22 +95,51 @@ const OBJECTIVES: Record<number, ObjectiveName> = {
   [NeuronObjective.NEURON_OBJECTIVE_RELU_SUM]: 'relu_sum',
 };
 
-const MAX_IG_STEPS = 4096;
+const SMOOTHGRAD_FORMS: Record<number, SmoothGradFormName> = {
+  [SmoothGradForm.SMOOTH_GRAD_FORM_UNSPECIFIED]: 'mean',
+  [SmoothGradForm.SMOOTH_GRAD_FORM_MEAN]: 'mean',
+  [SmoothGradForm.SMOOTH_GRAD_FORM_SQUARED]: 'squared',
+  [SmoothGradForm.SMOOTH_GRAD_FORM_VARIANCE]: 'variance',
+};
 
-/** Attribution settings (default guided backprop, objective sum(|z|)); the IG baseline is checked against the model. */
+/** One wrapper as the method registry takes it (its parameters are checked there). */
+function wrapperFromWire(w: AttributionWrapper, model: EngineModel, at: string): WrapperSpec {
+  switch (w.wrapper?.$case) {
+    case 'integratedGradients': {
+      const { steps, baseline } = w.wrapper.value;
+      return { kind: 'integrated_gradients', steps, baseline: baseline && inputSpaceImage(baseline, model, `${at}.integrated_gradients.baseline`) };
+    }
+    case 'smoothgrad': {
+      const { samples, noiseLevel, seed, form } = w.wrapper.value;
+      const name = SMOOTHGRAD_FORMS[form];
+      if (name === undefined) throw invalidArgument(`${at}.smoothgrad.form: unknown SmoothGrad form ${String(form)}`);
+      return { kind: 'smoothgrad', samples, noiseLevel, seed, form: name };
+    }
+    case 'inputXGradient':
+      return { kind: 'input_x_gradient' };
+    default:
+      throw invalidArgument(`${at}: set one of integrated_gradients, smoothgrad or input_x_gradient`);
+  }
+}
+
+/**
+ * Attribution settings (default guided backprop, objective sum(|z|)), checked here by the method
+ * registry (which also fills in the defaults when it runs them); baselines are checked against the model.
+ */
 export function attributionFromWire(a: Attribution | undefined, model: EngineModel, prefix = 'attribution'): AttributionSettings {
   const method = METHODS[a?.method ?? 0];
   if (method === undefined) throw invalidArgument(`${field(prefix, 'method')}: unknown attribution method ${String(a?.method)}`);
   const objective = OBJECTIVES[a?.objective ?? 0];
   if (objective === undefined) throw invalidArgument(`${field(prefix, 'objective')}: unknown neuron objective ${String(a?.objective)}`);
-  const out: AttributionSettings = { method, objective };
+  const settings: AttributionSettings = { method, objective };
   if (method === 'integrated_gradients') {
-    const steps = a?.igSteps || DEFAULT_IG_STEPS;
-    if (steps > MAX_IG_STEPS) throw invalidArgument(`${field(prefix, 'ig_steps')} = ${steps} is too large (at most ${MAX_IG_STEPS})`);
-    out.igSteps = steps;
-    if (a?.igBaseline) out.igBaseline = inputSpaceImage(a.igBaseline, model, field(prefix, 'ig_baseline'));
+    if (a?.igSteps) settings.igSteps = a.igSteps;
+    if (a?.igBaseline) settings.igBaseline = inputSpaceImage(a.igBaseline, model, field(prefix, 'ig_baseline'));
   }
-  return out;
+  const wrappers = a?.wrappers ?? [];
+  if (wrappers.length > 0) settings.wrappers = wrappers.map((w, i) => wrapperFromWire(w, model, `${field(prefix, 'wrappers')}[${i}]`));
+  resolveMethod(settings, inputSize(model), prefix);
+  return settings;
 }
 
 /** A float32 [C, H, W] tensor matching the model's input. */
@@ -136,77 +152,6 @@ export function inputSpaceImage(t: Parameters<typeof decodeTensor>[0], model: En
   }
   if (!d.data.every((v) => Number.isFinite(v))) throw invalidArgument(`${name}: values must be finite`);
   return d.data;
-}
-
-function convLayerAt(model: EngineModel, layer: number, name: string): { channels: number; node: string } {
-  const conv = model.convLayers[layer];
-  if (!Number.isInteger(layer) || conv === undefined) {
-    const n = model.convLayers.length;
-    throw invalidArgument(`${name} = ${layer}: no such conv layer (the model has ${n} conv layer${n === 1 ? '' : 's'}, 0..${n - 1})`);
-  }
-  return conv;
-}
-
-/** Conv layer indices (default all), each checked, no repeats. */
-export function layerIndicesFromWire(layers: number[], model: EngineModel, name = 'layers'): number[] {
-  if (layers.length === 0) return model.convLayers.map((l) => l.index);
-  layers.forEach((l, i) => convLayerAt(model, l, `${name}[${i}]`));
-  noRepeats(layers, name);
-  return [...layers];
-}
-
-/** Layer selections (default: every channel of every conv layer) → explicit channel lists. */
-export function layerSelectionsFromWire(selections: LayerSelection[], model: EngineModel, name = 'layers'): Required<LayerChannels>[] {
-  if (selections.length === 0) {
-    return model.convLayers.map((l) => ({ layer: l.index, channels: Array.from({ length: l.channels }, (_, k) => k) }));
-  }
-  return selections.map((s, i) => {
-    const at = `${name}[${i}]`;
-    const conv = convLayerAt(model, s.layer, `${at}.layer`);
-    if (s.channels.length > 0) {
-      if (s.start !== 0 || s.end !== 0) throw invalidArgument(`${at}: give either channels or a start/end range, not both`);
-      return { layer: s.layer, channels: channelsFromWire(s.layer, s.channels, model, `${at}.layer`, `${at}.channels`) };
-    }
-    const end = s.end === 0 ? conv.channels : s.end;
-    if (end > conv.channels) {
-      throw invalidArgument(`${at}.end = ${end} is out of range: conv layer ${s.layer} (${conv.node}) has ${conv.channels} channels`);
-    }
-    if (s.start >= end) throw invalidArgument(`${at}.start = ${s.start} must be below end = ${end}`);
-    return { layer: s.layer, channels: Array.from({ length: end - s.start }, (_, k) => s.start + k) };
-  });
-}
-
-/** Channels of one conv layer (default all of them), each checked against the layer. */
-export function channelsFromWire(layer: number, channels: number[], model: EngineModel, layerName: string, name: string): number[] {
-  const conv = convLayerAt(model, layer, layerName);
-  if (channels.length === 0) return Array.from({ length: conv.channels }, (_, k) => k);
-  const seen = new Set<number>();
-  channels.forEach((k, j) => {
-    if (k >= conv.channels) {
-      throw invalidArgument(`${name}[${j}] = ${k} is out of range: conv layer ${layer} (${conv.node}) has ${conv.channels} channels, 0..${conv.channels - 1}`);
-    }
-    if (seen.has(k)) throw invalidArgument(`${name}[${j}] = ${k} is repeated`);
-    seen.add(k);
-  });
-  return [...channels];
-}
-
-/** Class indices below `count` (default: all of them), no repeats. */
-export function classesFromWire(classes: number[], count: number, what: string, name = 'classes'): number[] {
-  if (classes.length === 0) return Array.from({ length: count }, (_, i) => i);
-  classes.forEach((c, i) => {
-    if (c >= count) throw invalidArgument(`${name}[${i}] = ${c} is out of range: ${what} has ${count} classes, 0..${count - 1}`);
-  });
-  noRepeats(classes, name);
-  return [...classes];
-}
-
-function noRepeats(values: number[], name: string): void {
-  const seen = new Set<number>();
-  values.forEach((v, i) => {
-    if (seen.has(v)) throw invalidArgument(`${name}[${i}] = ${v} is repeated`);
-    seen.add(v);
-  });
 }
 
 export function similarityMethodFromWire(m: SimilarityMethod, name = 'method'): SimilarityMethodNumber {

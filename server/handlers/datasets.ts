@@ -9,7 +9,7 @@ import type {
   Sample,
   UnregisterDatasetRequest,
   UnregisterDatasetResponse,
-} from '../../clients/generated/introspect/v1/datasets';
+} from '../../api/generated/introspect/v1/datasets';
 import { invalidArgument, notFound } from '../../services/errors';
 import { encodePng } from '../../services/images/png';
 import type { App } from '../app';

@@ -15,7 +15,7 @@ import type {
   UnloadModelResponse,
   UploadModelHeader,
   UploadModelRequest,
-} from '../../clients/generated/introspect/v1/models';
+} from '../../api/generated/introspect/v1/models';
 import { evaluate } from '../../services/analysis/evaluate';
 import { rankPredictions } from '../../services/analysis/predict';
 import { invalidArgument, resourceExhausted } from '../../services/errors';

@@ -44,6 +44,11 @@ export function cacheKey(parts: CacheKeyParts): string {
   return `${parts.modelSha256}\u0000${parts.dataset}\u0000${canonicalJson(parts.params)}`;
 }
 
+/** Whether a key made by `cacheKey` is of a result on data set `dataset`. */
+export function keyOfDataset(key: string, dataset: string): boolean {
+  return key.split('\u0000', 3)[1] === dataset;
+}
+
 export interface ResultCacheOptions<V> {
   /** Upper bound on the summed sizes of the entries. */
   maxBytes: number;
@@ -93,6 +98,13 @@ export class ResultCache<V extends NonNullable<unknown>> {
 
   delete(key: string): boolean {
     return this.lru.delete(key);
+  }
+
+  /** Deletes every entry whose key passes `test`; returns how many went. */
+  deleteWhere(test: (key: string) => boolean): number {
+    const keys = [...this.lru.keys()].filter(test);
+    for (const k of keys) this.lru.delete(k);
+    return keys.length;
   }
 
   clear(): void {

@@ -10,6 +10,9 @@ import type { Dataset, RawBatch, SplitName } from '../data/dataset';
 import type { PreprocessSpec } from '../data/preprocessing';
 import { decodeSize, toInputSpace, type Shape3 } from '../data/preprocess';
 
+/** Examples per channel when a request names no K. */
+export const DEFAULT_EXAMPLES = 9;
+
 export interface DatasetExamplesOptions {
   engine: Engine;
   model: EngineModel;
@@ -113,7 +116,7 @@ export async function* datasetExamples(opts: DatasetExamplesOptions): AsyncGener
   for (const c of channels) {
     if (!Number.isInteger(c) || c < 0 || c >= conv.channels) throw invalidArgument(`channel ${c} does not exist in conv layer ${layer} (${conv.channels} channels)`);
   }
-  const k = opts.k ?? 9;
+  const k = opts.k ?? DEFAULT_EXAMPLES;
   if (!Number.isInteger(k) || k < 1 || k > 1000) throw invalidArgument(`k must be 1..1000, got ${k}`);
   const batchSize = opts.batchSize ?? 64;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw invalidArgument(`batch size must be a positive integer, got ${batchSize}`);

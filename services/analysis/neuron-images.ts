@@ -6,30 +6,22 @@
  * images fit a memory budget; optionally several chunks are kept in flight so that what the caller
  * does with one chunk overlaps the engine's work on the next. Results come out in order.
  *
- * Integrated gradients is built here on the engine's plain gradient:
- *   IG(x) = (x − x') ⊙ mean_{m=1..M} ∇f(x' + (m/M)(x − x')).
+ * The method (a base rule plus wrappers such as integrated gradients and SmoothGrad) comes from the
+ * method registry (services/methods/registry.ts); each of its base-rule evaluations is one engine call
+ * for the whole chunk.
  */
-import type { AttributionTarget, Engine, EngineModel, NeuronObjective, ReluRule } from '../engines/engine';
+import type { AttributionTarget, Engine, EngineModel } from '../engines/engine';
 import { invalidArgument, throwIfAborted } from '../errors';
+import { methodAttributor, methodRowBytes, resolveMethod, type AttributionSettings, type ResolvedMethod } from '../methods/registry';
 import { isAllZero } from './metrics';
 
-export type AttributionMethodName = ReluRule | 'integrated_gradients';
-export const ATTRIBUTION_METHODS: readonly AttributionMethodName[] = ['guided', 'deconv', 'gradient', 'integrated_gradients'];
+export { ATTRIBUTION_METHODS, type AttributionMethodName, type AttributionSettings } from '../methods/registry';
+export { DEFAULT_IG_STEPS } from '../methods/integrated-gradients';
 
 export interface LayerChannels {
   layer: number;
   /** Channels of the layer; omitted or empty = all. */
   channels?: number[];
-}
-
-export interface AttributionSettings {
-  method: AttributionMethodName;
-  /** Conv neurons: sum(|z|) (default) or sum(relu(z)). */
-  objective?: NeuronObjective;
-  /** Integrated gradients: number of steps M (default 32). */
-  igSteps?: number;
-  /** Integrated gradients: baseline x' in input space [C, H, W] (default zeros). */
-  igBaseline?: Float32Array;
 }
 
 export interface ChunkingOptions {
@@ -78,7 +70,6 @@ export interface NeuronImageChunk {
 }
 
 export const DEFAULT_MEMORY_BUDGET = 64 * 1024 * 1024;
-export const DEFAULT_IG_STEPS = 32;
 const DEFAULT_CONCURRENCY = 1;
 
 interface ChunkTask {
@@ -117,15 +108,15 @@ function checkClasses(model: EngineModel, classes: number[]): void {
 }
 
 /**
- * Bytes one row of a chunk holds on this side: its output image (plus, for integrated gradients, the
- * running sum and the interpolated input). The engine splits a call further to fit its own budget for
- * the backward's feature maps.
+ * Bytes one row of a chunk holds on this side: its output image plus what the method's wrappers hold
+ * (running sums, the wrapped method's result). The engine splits a call further to fit its own budget
+ * for the backward's feature maps.
  */
-export function bytesPerRow(model: EngineModel, method: AttributionMethodName): number {
-  return inputSize(model) * (method === 'integrated_gradients' ? 4 + 8 + 4 : 4);
+export function bytesPerRow(model: EngineModel, method: ResolvedMethod): number {
+  return methodRowBytes(method, inputSize(model));
 }
 
-export function chunkRows(model: EngineModel, method: AttributionMethodName, opts: ChunkingOptions): number {
+export function chunkRows(model: EngineModel, method: ResolvedMethod, opts: ChunkingOptions): number {
   if (opts.chunk !== undefined) {
     if (!Number.isInteger(opts.chunk) || opts.chunk < 1) throw invalidArgument(`chunk must be a positive integer, got ${opts.chunk}`);
     return opts.chunk;
@@ -135,27 +126,16 @@ export function chunkRows(model: EngineModel, method: AttributionMethodName, opt
   return Math.max(1, Math.floor(budget / concurrency / bytesPerRow(model, method)));
 }
 
-function checkAttribution(model: EngineModel, input: Float32Array, s: AttributionSettings): void {
-  if (!ATTRIBUTION_METHODS.includes(s.method)) {
-    throw invalidArgument(`unknown attribution method '${String(s.method)}' (expected one of ${ATTRIBUTION_METHODS.join(', ')})`);
-  }
+/** Checks the input against the model and resolves the method (its defaults filled in). */
+function checkAttribution(model: EngineModel, input: Float32Array, s: AttributionSettings): ResolvedMethod {
   const size = inputSize(model);
   if (input.length !== size) {
     throw invalidArgument(`input has ${input.length} values, the model takes ${model.graph.input.shape.join('×')} = ${size}`);
   }
-  if (s.method === 'integrated_gradients') {
-    const m = s.igSteps ?? DEFAULT_IG_STEPS;
-    if (!Number.isInteger(m) || m < 1 || m > 4096) throw invalidArgument(`integrated gradients steps must be 1..4096, got ${m}`);
-    if (s.igBaseline && s.igBaseline.length !== size) {
-      throw invalidArgument(`integrated gradients baseline has ${s.igBaseline.length} values, expected ${size}`);
-    }
-  }
+  return resolveMethod(s, size);
 }
 
-/**
- * Attribution images [B, C, H, W] of one target under a method (the engine's rule, or integrated
- * gradients built on its plain gradient).
- */
+/** Attribution images [B, C, H, W] of one target under a method of the registry. */
 export async function attributeWith(
   engine: Engine,
   model: EngineModel,
@@ -164,25 +144,8 @@ export async function attributeWith(
   settings: AttributionSettings,
   signal?: AbortSignal,
 ): Promise<Float32Array> {
-  if (settings.method !== 'integrated_gradients') return engine.attribute(model, input, target, settings.method, { signal });
-  const steps = settings.igSteps ?? DEFAULT_IG_STEPS;
-  const size = input.length;
-  const baseline = settings.igBaseline ?? new Float32Array(size);
-  const delta = new Float32Array(size);
-  for (let i = 0; i < size; i++) delta[i] = input[i] - baseline[i];
-  let sum: Float64Array | undefined;
-  const point = new Float32Array(size);
-  for (let m = 1; m <= steps; m++) {
-    throwIfAborted(signal);
-    const t = m / steps;
-    for (let i = 0; i < size; i++) point[i] = baseline[i] + t * delta[i];
-    const g = await engine.attribute(model, point, target, 'gradient', { signal });
-    sum ??= new Float64Array(g.length);
-    for (let i = 0; i < g.length; i++) sum[i] += g[i];
-  }
-  const out = new Float32Array(sum!.length);
-  for (let i = 0; i < out.length; i++) out[i] = (delta[i % size] * sum![i]) / steps;
-  return out;
+  const method = checkAttribution(model, input, settings);
+  return methodAttributor(engine, model, target, method, signal)(input);
 }
 
 /** Runs tasks with up to `concurrency` in flight and yields their results in task order. */
@@ -207,8 +170,8 @@ export async function* inOrder<T, R>(
   }
 }
 
-function planChunks(model: EngineModel, opts: NeuronImagesOptions): ChunkTask[] {
-  const rows = chunkRows(model, opts.method, opts);
+function planChunks(model: EngineModel, method: ResolvedMethod, opts: NeuronImagesOptions): ChunkTask[] {
+  const rows = chunkRows(model, method, opts);
   const objective = opts.objective ?? 'abs_sum';
   const tasks: ChunkTask[] = [];
   const classes = opts.classes ?? [];
@@ -228,14 +191,14 @@ function planChunks(model: EngineModel, opts: NeuronImagesOptions): ChunkTask[] 
 /** Attribution images chunk by chunk: class logits first (layer −1), then the layers in the order given. */
 export async function* neuronImageChunks(opts: NeuronImagesOptions): AsyncGenerator<NeuronImageChunk> {
   const { engine, model, input, signal } = opts;
-  checkAttribution(model, input, opts);
+  const method = checkAttribution(model, input, opts);
   checkClasses(model, opts.classes ?? []);
-  const tasks = planChunks(model, opts);
+  const tasks = planChunks(model, method, opts);
   const total = tasks.reduce((n, t) => n + t.neurons.length, 0);
   const size = input.length;
   let done = 0;
   const run = async (task: ChunkTask): Promise<{ task: ChunkTask; images: Float32Array }> => {
-    const images = await attributeWith(engine, model, input, task.target, opts, signal);
+    const images = await methodAttributor(engine, model, task.target, method, signal)(input);
     if (images.length !== task.neurons.length * size) {
       throw invalidArgument(`engine ${engine.kind} returned ${images.length} values for ${task.neurons.length} images of ${size}`);
     }

@@ -35,7 +35,8 @@ import {
 import { layerRunners, planJobs, type Config } from './pruning-jobs';
 import { silentChannels } from './pruning-silent';
 import { segmentBetween } from './pruning-split';
-import { meanStd, type LayerSimilarity } from './similarity';
+import { meanStd } from '../../api/curves';
+import type { LayerSimilarity } from './similarity';
 
 export const DEFAULT_FRACTIONS = [0.4];
 export const DEFAULT_RANDOM_SEEDS = 3;

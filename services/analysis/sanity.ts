@@ -15,7 +15,8 @@ import { createHash } from 'node:crypto';
 import type { EngineModel } from '../engines/engine';
 import { invalidArgument, throwIfAborted } from '../errors';
 import type { IrGraph, WeightTensor } from '../graph/ir';
-import { buildCurves, collectSimilarity, type LayerStats, type SimilarityCurves, type SimilarityOptions } from './similarity';
+import { buildCurves, type LayerStats, type SimilarityCurves } from '../../api/curves';
+import { collectSimilarity, type SimilarityOptions } from './similarity';
 
 export interface SanityCheckOptions extends SimilarityOptions {
   seed: number;

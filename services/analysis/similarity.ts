@@ -10,8 +10,11 @@
  */
 import type { Engine, EngineModel } from '../engines/engine';
 import { IntrospectError, invalidArgument, throwIfAborted } from '../errors';
+import { buildCurves, meanStd, type LayerStats, type SimilarityCurves } from '../../api/curves';
 import { comparator, type ImageShape, type MetricName } from './metrics';
 import { attributeWith, neuronImageChunks, type AttributionSettings, type ChunkingOptions } from './neuron-images';
+
+export type { LayerStats, SimilarityCurves };
 
 export type SimilarityMethodNumber = 1 | 2;
 
@@ -59,26 +62,6 @@ export interface LayerSimilarity {
   lowest: RankedNeuron[];
   /** The N live neurons of highest value, highest first. */
   highest: RankedNeuron[];
-}
-
-export interface LayerStats {
-  mean: number;
-  std: number;
-  dead: number;
-}
-
-export interface SimilarityCurves {
-  classes: number[];
-  layers: number[];
-  /** classes × layers, row-major. */
-  mean: Float32Array;
-  std: Float32Array;
-  /** Per layer: the mean over classes of the class means. */
-  meanOverClasses: Float32Array;
-  /** Per layer: the population std over classes of the class means. */
-  stdOverClasses: Float32Array;
-  /** classes × layers. */
-  deadCount: Uint32Array;
 }
 
 export type SimilarityEvent =
@@ -142,44 +125,6 @@ function keepBest(list: RankedNeuron[], n: number, item: RankedNeuron, order: (a
   if (list.length > n) list.pop();
 }
 
-export function meanStd(values: ArrayLike<number>): { mean: number; std: number } {
-  const n = values.length;
-  if (n === 0) return { mean: 0, std: 0 };
-  let s = 0;
-  for (let i = 0; i < n; i++) s += values[i];
-  const mean = s / n;
-  let v = 0;
-  for (let i = 0; i < n; i++) v += (values[i] - mean) ** 2;
-  return { mean, std: Math.sqrt(v / n) };
-}
-
-/** Curves from per-(class, layer) statistics, `stats[c][l]` in the order of `classes` and `layers`. */
-export function buildCurves(classes: number[], layers: number[], stats: LayerStats[][]): SimilarityCurves {
-  const nc = classes.length;
-  const nl = layers.length;
-  const mean = new Float32Array(nc * nl);
-  const std = new Float32Array(nc * nl);
-  const deadCount = new Uint32Array(nc * nl);
-  for (let c = 0; c < nc; c++) {
-    for (let l = 0; l < nl; l++) {
-      const s = stats[c]?.[l];
-      if (!s) throw invalidArgument(`missing similarity statistics for class ${classes[c]}, layer ${layers[l]}`);
-      mean[c * nl + l] = s.mean;
-      std[c * nl + l] = s.std;
-      deadCount[c * nl + l] = s.dead;
-    }
-  }
-  const meanOverClasses = new Float32Array(nl);
-  const stdOverClasses = new Float32Array(nl);
-  for (let l = 0; l < nl; l++) {
-    const column = Array.from({ length: nc }, (_, c) => stats[c][l].mean);
-    const ms = meanStd(column);
-    meanOverClasses[l] = ms.mean;
-    stdOverClasses[l] = ms.std;
-  }
-  return { classes: [...classes], layers: [...layers], mean, std, meanOverClasses, stdOverClasses, deadCount };
-}
-
 export function imageShape(model: EngineModel): ImageShape {
   const s = model.graph.input.shape;
   if (s.length !== 3) throw invalidArgument(`the model's input is ${s.join('×')}; similarity needs an image input [C, H, W]`);
@@ -240,7 +185,7 @@ export async function* similarity(opts: SimilarityOptions): AsyncGenerator<Simil
     const reference =
       opts.method === 1
         ? average
-        : await attributeWith(engine, model, average, { kind: 'logit', classes: [classIndex] }, { ...r.attribution, method: 'guided' }, signal);
+        : await attributeWith(engine, model, average, { kind: 'logit', classes: [classIndex] }, { method: 'guided' }, signal);
     const compare = comparator(r.metric, reference, shape);
     const row: LayerStats[] = [];
     let acc: LayerAccumulator | undefined;

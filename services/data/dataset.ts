@@ -20,6 +20,11 @@ export interface DatasetSummary {
   /** [H, W, C] as stored; [0, 0, C] where images vary in size (image folders). */
   imageShape: [number, number, number];
   splits: SplitSummary[];
+  /**
+   * Content identity (./identity.ts), set when the data set is registered: result caches key a data set
+   * by it, as they key a model by its sha256.
+   */
+  identity?: string;
 }
 
 /** Raw pixels as stored, HWC uint8, N images of one size. */

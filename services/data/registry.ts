@@ -11,6 +11,7 @@ import type { Dataset, DatasetFormatName, DatasetSummary } from './dataset';
 import { looksLikeCifar10, openCifar10 } from './cifar10';
 import { looksLikeIdx, openIdx } from './idx';
 import { looksLikeImageFolder, openImageFolder } from './image-folder';
+import { datasetIdentity } from './identity';
 
 export interface RegisterDatasetArgs {
   name: string;
@@ -45,6 +46,7 @@ interface Source {
 export class DatasetRegistry {
   private readonly datasets = new Map<string, Dataset>();
   private readonly pending = new Set<string>();
+  private readonly unregisterListeners: Array<(summary: DatasetSummary) => void> = [];
   private readonly dataRoot: string;
   private readonly fashionMnistDir: string;
 
@@ -64,6 +66,7 @@ export class DatasetRegistry {
       const source = await this.resolve(args.path);
       if (!source.builtin) await checkConfined(source.dir, await this.realRoot(), source.displayPath);
       const dataset = await open(name, source, args);
+      dataset.summary.identity = await datasetIdentity(source.dir, { ...args, format: dataset.summary.format }, WALK_DEPTH);
       this.datasets.set(name, dataset);
       return dataset.summary;
     } finally {
@@ -81,9 +84,18 @@ export class DatasetRegistry {
     return [...this.datasets.values()].map((d) => d.summary);
   }
 
-  /** True when the name was registered (and now is not). */
+  /** True when the name was registered (and now is not); the `onUnregister` listeners hear it. */
   unregister(name: string): boolean {
-    return this.datasets.delete(name);
+    const d = this.datasets.get(name);
+    if (!d) return false;
+    this.datasets.delete(name);
+    for (const listener of this.unregisterListeners) listener(d.summary);
+    return true;
+  }
+
+  /** Calls `listener` with each data set unregistered from now on (results kept for it can go). */
+  onUnregister(listener: (summary: DatasetSummary) => void): void {
+    this.unregisterListeners.push(listener);
   }
 
   private async realRoot(): Promise<string> {

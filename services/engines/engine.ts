@@ -7,7 +7,8 @@
  */
 import type { ConvLayer, IrGraph } from '../graph/ir';
 
-export type EngineKind = 'onnxruntime' | 'tfjs';
+/** A registered engine's name (./registry.ts; the built-in ones are 'onnxruntime' and 'tfjs'). */
+export type EngineKind = string;
 
 export interface EngineStatus {
   kind: EngineKind;

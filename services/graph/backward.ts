@@ -29,7 +29,8 @@ import { ForwardEmitter, poolAttrs } from './ir-to-onnx';
 import { activationValue, convLayers } from './layers';
 import { ancestors } from './ir-util';
 import { shapeSize } from './ir-shapes';
-import { invalidArgument } from '../errors';
+import { invalidArgument, unimplemented } from '../errors';
+import { opDef } from './ops';
 import type { BackwardContext } from './passes/context';
 import { ALL_PASSES, type PassSet } from './passes';
 import { convAsDenseApplies, denseConvBackward } from './passes/conv-as-dense';
@@ -43,7 +44,8 @@ export type AttributionSpec =
   | { target: 'conv'; layer: number; objective: 'abs_sum' | 'relu_sum' }
   | { target: 'logit' };
 
-export type AttributionRule = 'gradient' | 'guided' | 'deconv';
+export type { AttributionRule } from './ops/op';
+import type { AttributionRule } from './ops/op';
 
 /**
  * A point of the network a backward can stop at: conv layer k's output z_k (`at: 'conv'`, after a folded
@@ -267,48 +269,25 @@ class AttributionBuilder {
     return this.em.emit(n, ins);
   }
 
-
-  /** Emits the input gradients of node `n` given its output gradient `gy` ([B, ...out]). */
+  /**
+   * Emits the input gradients of node `n` given its output gradient `gy` ([B, ...out]): conv and pooling
+   * here (their device passes), a ReLU on a packed gradient here, every other op by its module's rule.
+   */
   private backwardNode(n: IrNode, gy: string, give: (input: number, gx: string) => void): void {
     const b = this.b;
     const op = n.op;
     const x = this.fwd.get(n.inputs[0]) as string;
-    const y = this.fwd.get(n.output) as string;
     const inShape = this.shape(n.inputs[0]);
     const outShape = this.shape(n.output);
-    const gated = (d: string): string => b.node('Mul', [this.rule === 'gradient' ? gy : b.node('Relu', [gy]), d]);
     switch (op.op) {
       case 'conv':
         return give(0, this.convBackward(n, gy));
       case 'relu': {
         const p = this.packed?.of(gy);
-        if (this.packed && p) {
-          if (this.rule === 'deconv') return give(0, this.packed.keep(b.node('Relu', [gy]), p));
-          const g = this.rule === 'gradient' ? gy : b.node('Relu', [gy]);
-          return give(0, this.packed.keep(b.node('Mul', [g, this.packed.mask(this.positive(x), p)]), { ...p, dirty: false }));
-        }
-        if (this.rule === 'deconv') return give(0, b.node('Relu', [gy]));
-        return give(0, gated(this.positive(x)));
-      }
-      case 'leaky_relu': {
-        const d = b.node('Add', [b.node('Mul', [this.positive(x), b.floats('c', [1 - op.alpha], [])]), b.floats('c', [op.alpha], [])]);
-        return give(0, gated(d));
-      }
-      case 'clip': {
-        const parts: string[] = [];
-        if (Number.isFinite(op.min)) parts.push(b.node('Greater', [x, b.floats('lo', [op.min], [])]));
-        if (Number.isFinite(op.max)) parts.push(b.node('Less', [x, b.floats('hi', [op.max], [])]));
-        if (parts.length === 0) return give(0, this.rule === 'gradient' ? gy : b.node('Relu', [gy]));
-        const inside = parts.length === 2 ? b.node('And', parts) : parts[0];
-        return give(0, gated(b.node('Cast', [inside], { to: { i: 1 } })));
-      }
-      case 'sigmoid': {
-        const d = b.node('Mul', [y, b.node('Sub', [b.floats('one', [1], []), y])]);
-        return give(0, gated(d));
-      }
-      case 'tanh': {
-        const d = b.node('Sub', [b.floats('one', [1], []), b.node('Mul', [y, y])]);
-        return give(0, gated(d));
+        if (!this.packed || !p) break;
+        if (this.rule === 'deconv') return give(0, this.packed.keep(b.node('Relu', [gy]), p));
+        const g = this.rule === 'gradient' ? gy : b.node('Relu', [gy]);
+        return give(0, this.packed.keep(b.node('Mul', [g, this.packed.mask(this.positive(x), p)]), { ...p, dirty: false }));
       }
       case 'max_pool':
       case 'global_max_pool':
@@ -320,49 +299,23 @@ class AttributionBuilder {
         const spread = b.floatInit('spread', [1, 1, h, w], new Float32Array(h * w).fill(1 / (h * w)));
         return give(0, b.node('Mul', [gy, spread]));
       }
-      case 'affine':
-        return give(0, b.node('Mul', [gy, this.em.channelInit(op.scale, inShape.length)]));
-      case 'dense':
-        return give(0, b.node('MatMul', [gy, this.em.init(op.weight)]));
-      case 'flatten':
-      case 'reshape':
-        return give(0, b.node('Reshape', [gy, b.ints('shape', [-1, ...inShape])]));
-      case 'identity':
-        return give(0, gy);
-      case 'add':
-        n.inputs.forEach((v, k) => give(k, this.unbroadcast(gy, this.shape(v), outShape)));
-        return;
-      case 'mul':
-        n.inputs.forEach((v, k) => {
-          const other = this.fwd.get(n.inputs[1 - k]) as string;
-          give(k, this.unbroadcast(b.node('Mul', [gy, other]), this.shape(v), outShape));
-        });
-        return;
-      case 'concat': {
-        const sizes = n.inputs.map((v) => this.shape(v)[op.axis]);
-        const parts = b.nodeN('Split', [gy, b.ints('split', sizes)], sizes.length, { axis: { i: op.axis + 1 } });
-        parts.forEach((p, k) => give(k, p));
-        return;
-      }
-      case 'pad':
-        return give(0, this.padBackward(op.pads, gy, inShape));
-      case 'slice':
-        return give(0, this.sliceBackward(op, gy, inShape));
-      case 'constant':
-        return;
     }
-  }
-
-  /** Sums gy over the axes an input was broadcast along. */
-  private unbroadcast(gy: string, inShape: Shape, outShape: Shape): string {
-    const axes: number[] = [];
-    const r = outShape.length;
-    const padded = [...new Array<number>(r - inShape.length).fill(1), ...inShape];
-    for (let i = 0; i < r; i++) if (padded[i] === 1 && outShape[i] !== 1) axes.push(i + 1);
-    let out = gy;
-    if (axes.length) out = this.b.node('ReduceSum', [gy, this.b.ints('axes', axes)], { keepdims: { i: 1 } });
-    if (inShape.length !== r) out = this.b.node('Reshape', [out, this.b.ints('shape', [-1, ...inShape])]);
-    return out;
+    const rule = opDef(op.op, `node ${n.name}`, 'attribution').backward;
+    if (!rule) throw unimplemented(`node ${n.name}: op ${op.op} has no backward rule`);
+    rule(op as never, {
+      b,
+      rule: this.rule,
+      node: n,
+      gy,
+      x: (k = 0) => this.fwd.get(n.inputs[k]) as string,
+      y: () => this.fwd.get(n.output) as string,
+      inShape: (k = 0) => this.shape(n.inputs[k]),
+      outShape: () => outShape,
+      positive: (v) => this.positive(v),
+      give,
+      init: (name, dims) => this.em.init(name, dims),
+      channelInit: (name, rank) => this.em.channelInit(name, rank),
+    });
   }
 
   /** A conv's input gradient: the first pass that applies (conv-as-dense, packed-conv, flipped-conv), else ConvTranspose. */
@@ -472,70 +425,4 @@ class AttributionBuilder {
     const ones = b.floatInit('ones', [c, 1, op.kernel[0], op.kernel[1]], new Float32Array(c * op.kernel[0] * op.kernel[1]).fill(1));
     return this.transposedWindow(scaled, ones, op.kernel, op.strides, op.pads, [1, 1], c, inShape, outShape);
   }
-
-  private padBackward(pads: number[], gy: string, inShape: Shape): string {
-    const b = this.b;
-    const r = inShape.length;
-    let out = gy;
-    const grow = pads.map((p) => Math.max(-p, 0));
-    if (grow.some((p) => p > 0)) {
-      out = b.node('Pad', [out, b.ints('pads', [0, ...grow.slice(0, r), 0, ...grow.slice(r)])]);
-    }
-    const starts = pads.slice(0, r).map((p) => Math.max(p, 0));
-    return b.node('Slice', [
-      out,
-      b.ints('starts', starts),
-      b.ints('ends', starts.map((s, i) => s + inShape[i])),
-      b.ints('axes', inShape.map((_, i) => i + 1)),
-    ]);
-  }
-
-  private sliceBackward(op: { starts: number[]; ends: number[]; axes: number[]; steps: number[] }, gy: string, inShape: Shape): string {
-    const b = this.b;
-    let out = gy;
-    const cur = [...this.sliceOutShape(op, inShape)];
-    op.axes.forEach((axis, i) => {
-      const a = axis + 1; // with the batch dimension
-      let start = op.starts[i];
-      let step = op.steps[i];
-      const count = cur[axis];
-      if (step < 0) {
-        out = b.node('Slice', [out, b.ints('s', [-1]), b.ints('e', [Number.MIN_SAFE_INTEGER]), b.ints('a', [a]), b.ints('st', [-1])]);
-        start = start + (count - 1) * step;
-        step = -step;
-      }
-      if (step > 1) {
-        // interleave step-1 zeros after every element along the axis
-        const shp = [-1, ...cur];
-        shp.splice(a + 1, 0, 1);
-        const expanded = b.node('Reshape', [out, b.ints('shape', shp)]);
-        const padsArr = new Array<number>(2 * shp.length).fill(0);
-        padsArr[shp.length + a + 1] = step - 1;
-        const padded = b.node('Pad', [expanded, b.ints('pads', padsArr)]);
-        const merged = [-1, ...cur];
-        merged[a] = count * step;
-        out = b.node('Reshape', [padded, b.ints('shape', merged)]);
-      }
-      const len = count * step;
-      const endPad = inShape[axis] - start - len;
-      const padsArr = new Array<number>(2 * (inShape.length + 1)).fill(0);
-      padsArr[a] = start;
-      padsArr[inShape.length + 1 + a] = Math.max(endPad, 0);
-      out = b.node('Pad', [out, b.ints('pads', padsArr)]);
-      if (endPad < 0) {
-        out = b.node('Slice', [out, b.ints('s', [0]), b.ints('e', [inShape[axis]]), b.ints('a', [a])]);
-      }
-      cur[axis] = inShape[axis];
-    });
-    return out;
-  }
-
-  private sliceOutShape(op: { starts: number[]; ends: number[]; axes: number[]; steps: number[] }, inShape: Shape): Shape {
-    const out = [...inShape];
-    op.axes.forEach((a, i) => {
-      out[a] = Math.max(0, Math.ceil((op.ends[i] - op.starts[i]) / op.steps[i]));
-    });
-    return out;
-  }
 }
-

@@ -1,28 +1,22 @@
 /**
- * Emits the ONNX nodes (opset 13) that compute IR nodes, into an OnnxBuilder. Tensors carry a leading
+ * Emits the ONNX nodes (opset 13) that compute IR nodes, into an OnnxBuilder: each op's form is in its
+ * module (./ops); a conv's CPU forms (conv-as-dense, conv-tiles) are chosen here. Tensors carry a leading
  * batch dimension; weights become initializers once each.
  */
 import { convAsDense, convDenseMatrix, denseBias } from './conv-as-dense';
 import { convAsTiles } from './conv-tiles';
-import type { ConvOp, IrGraph, IrNode, PoolOp, WeightTensor } from './ir';
-import type { Attrs, OnnxBuilder } from './onnx-builder';
+import type { ConvOp, IrGraph, IrNode, WeightTensor } from './ir';
+import type { OnnxBuilder } from './onnx-builder';
 import { invalidArgument } from '../errors';
+import { opDef } from './ops';
+import type { EmitContext } from './ops/op';
 import { ALL_PASSES, type PassSet } from './passes';
 
 export const EXPORT_OPSET = 13;
 
-export function poolAttrs(op: PoolOp): Attrs {
-  const a: Attrs = {
-    kernel_shape: { ints: op.kernel },
-    strides: { ints: op.strides },
-    pads: { ints: op.pads },
-    ceil_mode: { i: op.ceilMode ? 1 : 0 },
-  };
-  if (op.op === 'avg_pool') a.count_include_pad = { i: op.countIncludePad ? 1 : 0 };
-  return a;
-}
+export { poolAttrs } from './ops/pooling';
 
-export class ForwardEmitter {
+export class ForwardEmitter implements EmitContext {
   private readonly inits = new Map<string, string>();
   private readonly denseConvs = new Map<string, string>();
   private batchShape: string | undefined;
@@ -110,110 +104,40 @@ export class ForwardEmitter {
     return this.batchShape;
   }
 
+  /** Per-sample shape of IR value `v`. */
+  shape(v: string): number[] {
+    return this.g.shapes.get(v) ?? [];
+  }
+
   /** Emits node `n` reading the ONNX values `inputs`; returns the ONNX output. */
   emit(n: IrNode, inputs: string[], out?: string): string {
-    const b = this.b;
+    const o = out ?? this.b.fresh(`v:${n.output}`);
     const op = n.op;
-    const x = inputs[0];
-    const rank = (this.g.shapes.get(n.inputs[0]) ?? []).length;
-    const o = out ?? b.fresh(`v:${n.output}`);
-    switch (op.op) {
-      case 'conv': {
-        const inShape = this.g.shapes.get(n.inputs[0]) ?? [];
-        const outShape = this.g.shapes.get(n.output) ?? [];
-        if (this.passes.has('conv-as-dense') && inShape.length === 3 && outShape.length === 3 && convAsDense(op, inShape, outShape)) {
-          const flat = b.node('Reshape', [x, b.ints('shape', [-1, inShape[0] * inShape[1] * inShape[2]])]);
-          const gemmIns = [flat, this.denseConvInit(n)];
-          if (op.bias) gemmIns.push(b.floatInit(`dense_bias:${op.bias}`, [outShape[0] * outShape[1] * outShape[2]], denseBias(this.weightOf(op.bias).data, outShape)));
-          const y = b.node('Gemm', gemmIns, { transB: { i: 1 } });
-          return b.node('Reshape', [y, b.ints('shape', [-1, ...outShape])], {}, o);
-        }
-        const ins = [x, this.init(op.weight)];
-        if (op.bias) ins.push(this.init(op.bias));
-        if (this.passes.has('conv-tiles') && inShape.length === 3 && outShape.length === 3 && convAsTiles(op, inShape, this.weightOf(op.weight).data.length)) {
-          return this.tiledConv(op, ins, inShape, outShape, o);
-        }
-        return b.node(
-          'Conv',
-          ins,
-          {
-            kernel_shape: { ints: op.kernel },
-            strides: { ints: op.strides },
-            pads: { ints: op.pads },
-            dilations: { ints: op.dilations },
-            group: { i: op.group },
-          },
-          o,
-        );
-      }
-      case 'max_pool':
-        return b.node('MaxPool', [x], poolAttrs(op), o);
-      case 'avg_pool':
-        return b.node('AveragePool', [x], poolAttrs(op), o);
-      case 'relu':
-        return b.node('Relu', [x], {}, o);
-      case 'leaky_relu':
-        return b.node('LeakyRelu', [x], { alpha: { f: op.alpha } }, o);
-      case 'clip': {
-        const lo = Number.isFinite(op.min) ? b.floats('clip_min', [op.min], []) : '';
-        const hi = Number.isFinite(op.max) ? b.floats('clip_max', [op.max], []) : '';
-        return b.node('Clip', hi ? [x, lo, hi] : lo ? [x, lo] : [x], {}, o);
-      }
-      case 'sigmoid':
-        return b.node('Sigmoid', [x], {}, o);
-      case 'tanh':
-        return b.node('Tanh', [x], {}, o);
-      case 'global_avg_pool':
-        return b.node('GlobalAveragePool', [x], {}, o);
-      case 'global_max_pool':
-        return b.node('GlobalMaxPool', [x], {}, o);
-      case 'affine': {
-        const scaled = b.node('Mul', [x, this.channelInit(op.scale, rank)]);
-        return b.node('Add', [scaled, this.channelInit(op.shift, rank)], {}, o);
-      }
-      case 'dense': {
-        const ins = [x, this.init(op.weight)];
-        if (op.bias) ins.push(this.init(op.bias));
-        return b.node('Gemm', ins, { transB: { i: 1 } }, o);
-      }
-      case 'flatten':
-        return b.node('Flatten', [x], { axis: { i: 1 } }, o);
-      case 'reshape':
-        return b.node('Reshape', [x, b.ints('shape', [0, ...op.shape])], {}, o);
-      case 'add':
-        return b.node('Add', inputs, {}, o);
-      case 'mul':
-        return b.node('Mul', inputs, {}, o);
-      case 'concat':
-        return b.node('Concat', inputs, { axis: { i: op.axis + 1 } }, o);
-      case 'pad': {
-        const r = op.pads.length / 2;
-        const pads = [0, ...op.pads.slice(0, r), 0, ...op.pads.slice(r)];
-        return b.node('Pad', [x, b.ints('pads', pads), b.floats('pad_value', [op.value], [])], {}, o);
-      }
-      case 'slice': {
-        const ends = op.ends.map((e, i) => (op.steps[i] < 0 && e < 0 ? Number.MIN_SAFE_INTEGER : e));
-        return b.node(
-          'Slice',
-          [
-            x,
-            b.ints('starts', op.starts),
-            b.ints('ends', ends),
-            b.ints('axes', op.axes.map((a) => a + 1)),
-            b.ints('steps', op.steps),
-          ],
-          {},
-          o,
-        );
-      }
-      case 'constant': {
-        const w = this.weightOf(op.value);
-        const value = this.init(op.value, [1, ...w.shape]);
-        const shape = b.node('Concat', [this.batchDim(), b.ints('shape', w.shape)], { axis: { i: 0 } });
-        return b.node('Expand', [value, shape], {}, o);
-      }
-      case 'identity':
-        return b.node('Identity', [x], {}, o);
+    if (op.op === 'conv') {
+      const special = this.specialConv(n, op, inputs, o);
+      if (special !== undefined) return special;
     }
+    return opDef(op.op, `node ${n.name}`, 'the ONNX exporter').emitOnnx(op as never, this, n, inputs, o);
+  }
+
+  /** The CPU forms of a conv (passes conv-as-dense, conv-tiles) where on and applicable; undefined for the plain Conv. */
+  private specialConv(n: IrNode, op: ConvOp, inputs: string[], o: string): string | undefined {
+    const b = this.b;
+    const x = inputs[0];
+    const inShape = this.g.shapes.get(n.inputs[0]) ?? [];
+    const outShape = this.g.shapes.get(n.output) ?? [];
+    if (this.passes.has('conv-as-dense') && inShape.length === 3 && outShape.length === 3 && convAsDense(op, inShape, outShape)) {
+      const flat = b.node('Reshape', [x, b.ints('shape', [-1, inShape[0] * inShape[1] * inShape[2]])]);
+      const gemmIns = [flat, this.denseConvInit(n)];
+      if (op.bias) gemmIns.push(b.floatInit(`dense_bias:${op.bias}`, [outShape[0] * outShape[1] * outShape[2]], denseBias(this.weightOf(op.bias).data, outShape)));
+      const y = b.node('Gemm', gemmIns, { transB: { i: 1 } });
+      return b.node('Reshape', [y, b.ints('shape', [-1, ...outShape])], {}, o);
+    }
+    if (this.passes.has('conv-tiles') && inShape.length === 3 && outShape.length === 3 && convAsTiles(op, inShape, this.weightOf(op.weight).data.length)) {
+      const ins = [x, this.init(op.weight)];
+      if (op.bias) ins.push(this.init(op.bias));
+      return this.tiledConv(op, ins, inShape, outShape, o);
+    }
+    return undefined;
   }
 }

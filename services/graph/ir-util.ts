@@ -1,5 +1,5 @@
 /** Small queries on IR graphs shared by the importers, exporters and layer listings. */
-import type { IrGraph, IrNode, IrOp } from './ir';
+import type { IrGraph, IrNode } from './ir';
 
 /** Consumers of every value, in execution order (a node reading a value twice appears twice). */
 export function consumers(g: IrGraph): Map<string, IrNode[]> {
@@ -8,20 +8,8 @@ export function consumers(g: IrGraph): Map<string, IrNode[]> {
   return m;
 }
 
-/** Weight names an op refers to. */
-export function weightRefs(op: IrOp): string[] {
-  switch (op.op) {
-    case 'conv':
-    case 'dense':
-      return op.bias ? [op.weight, op.bias] : [op.weight];
-    case 'affine':
-      return [op.scale, op.shift];
-    case 'constant':
-      return [op.value];
-    default:
-      return [];
-  }
-}
+/** Weight names an op refers to (from its op module). */
+export { weightRefs } from './ops';
 
 /** The nodes `target` depends on, in execution order. */
 export function ancestors(g: IrGraph, target: string): IrNode[] {

@@ -53,6 +53,8 @@ export type IrOp =
   | { op: 'clip'; min: number; max: number } // ReLU6 = clip(0, 6)
   | { op: 'sigmoid' }
   | { op: 'tanh' }
+  | { op: 'hard_sigmoid'; alpha: number; beta: number } // max(0, min(1, alpha·x + beta))
+  | { op: 'hard_swish' } // x · max(0, min(1, x/6 + 1/2))
   | { op: 'global_avg_pool' } // [C,H,W] -> [C,1,1]
   | { op: 'global_max_pool' } // [C,H,W] -> [C,1,1]
   | { op: 'affine'; scale: string; shift: string } // per channel (axis 0): y = x * scale[c] + shift[c]; inference BN

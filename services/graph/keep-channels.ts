@@ -8,31 +8,14 @@
  * of the model after a pruned layer without the pruned channels.
  */
 import type { IrGraph, IrNode, Shape, WeightTensor } from './ir';
+import { zeroPreservingOp } from './ops';
 
 /** How a value downstream of the input carries the kept channels. */
 type Reduced = { kind: 'channels' } | { kind: 'flat'; block: number };
 
-/** Whether `n` acts per channel and maps an all-zero channel to an all-zero channel. */
+/** Whether `n` acts per channel and maps an all-zero channel to an all-zero channel (its op module's trait). */
 export function zeroPreserving(n: IrNode): boolean {
-  const op = n.op;
-  switch (op.op) {
-    case 'relu':
-    case 'leaky_relu':
-    case 'tanh':
-    case 'max_pool':
-    case 'avg_pool':
-    case 'global_avg_pool':
-    case 'global_max_pool':
-    case 'identity':
-      return true;
-    case 'clip':
-      return op.min <= 0 && op.max >= 0;
-    case 'pad':
-      // Zero padding of the spatial axes only (pads: per-sample [begin.., end..]).
-      return op.value === 0 && op.pads[0] === 0 && op.pads[op.pads.length / 2] === 0;
-    default:
-      return false;
-  }
+  return zeroPreservingOp(n.op);
 }
 
 /**

@@ -1,12 +1,11 @@
 /** What the method sees in a graph: its conv layers (neurons), dense layers, size and op vocabulary. */
-import type { ConvLayer, DenseLayer, IrGraph, IrNode, OpName } from './ir';
+import type { ConvLayer, DenseLayer, IrGraph, IrNode } from './ir';
 import { consumers, weightRefs } from './ir-util';
-
-const ACTIVATIONS = new Set<OpName>(['relu', 'leaky_relu', 'clip', 'sigmoid', 'tanh']);
+import { isActivation } from './ops';
 
 /** The activation node applied to value `v` (its first consumer that is an activation), if any. */
 function activationOf(v: string, uses: Map<string, IrNode[]>): IrNode | undefined {
-  return (uses.get(v) ?? []).find((n) => ACTIVATIONS.has(n.op.op));
+  return (uses.get(v) ?? []).find((n) => isActivation(n.op));
 }
 
 /** Conv layers in execution order, numbered from 0. */

@@ -12,7 +12,7 @@
  * Errors: unreadable bytes -> invalidArgument; an op or a use of one that has no IR form -> unimplemented
  * naming the op type and node.
  */
-import type { IrGraph, IrNode, IrOp, Pads4, Pair, Shape, WeightTensor } from './ir';
+import type { IrGraph, IrNode, IrOp, Shape, WeightTensor } from './ir';
 import type { GraphProto, NodeProto } from './generated/onnx/onnx';
 import { TensorProto_DataType as DT } from './generated/onnx/onnx';
 import { decodeModel, decodeTensor } from './onnx-codec';
@@ -20,18 +20,15 @@ import { NodeAttributes } from './onnx-attributes';
 import {
   BATCH,
   ConstTensor,
-  KNOWN,
   canFold,
   evalConst,
   expand,
   hasSym,
-  knownValues,
-  numel,
-  resolveReshape,
-  resolveSlice,
 } from './onnx-const-eval';
-import { inferShape, shapeSize } from './ir-shapes';
+import { inferShape } from './ir-shapes';
 import { weightRefs } from './ir-util';
+import { onnxReader } from './ops';
+import type { OnnxReadContext } from './ops/op';
 import { invalidArgument, unimplemented } from '../errors';
 
 const MIN_OPSET = 9;
@@ -298,29 +295,29 @@ class OnnxImporter {
 const toF32 = (t: ConstTensor): Float32Array => (t.data instanceof Float32Array ? t.data : Float32Array.from(t.data));
 
 /** Converts one ONNX node that reads input-dependent data. */
-class NodeConverter {
-  private readonly opType: string;
+class NodeConverter implements OnnxReadContext {
+  readonly opType: string;
 
   constructor(
     private readonly im: OnnxImporter,
     private readonly n: NodeProto,
-    private readonly name: string,
-    private readonly attrs: NodeAttributes,
+    readonly name: string,
+    readonly attrs: NodeAttributes,
   ) {
     this.opType = n.opType;
   }
 
-  private fail(why: string): never {
+  fail(why: string): never {
     throw unimplemented(`${this.opType} node '${this.name}': ${why}`);
   }
 
-  private dataIn(i: number): string {
+  dataIn(i: number): string {
     const v = this.im.dataOf(this.n.input[i] ?? '');
     if (v === undefined) this.fail(`input ${i} must depend on the model input (it is a constant or missing)`);
     return v;
   }
 
-  private constIn(i: number, what: string): ConstTensor | undefined {
+  constIn(i: number, what: string): ConstTensor | undefined {
     const name = this.n.input[i] ?? '';
     if (!name) return undefined;
     const t = this.im.constOf(name);
@@ -332,16 +329,12 @@ class NodeConverter {
     return this.n.output[0];
   }
 
-  private emit(op: IrOp, inputs: string[], suffix = ''): string {
+  emit(op: IrOp, inputs: string[], suffix = ''): string {
     return this.im.node(this.name + suffix, op, inputs, this.out + suffix);
   }
 
-  private bindOut(v: string): void {
+  bindOut(v: string): void {
     this.im.bind(this.out, v);
-  }
-
-  private rank(v: string): number {
-    return this.im.shapeOf(v).length + 1;
   }
 
   convert(): void {
@@ -352,119 +345,62 @@ class NodeConverter {
     switch (op) {
       case 'Identity':
       case 'Dropout':
-        return this.im.forward(this.n.input[0], this.out);
+        return this.alias();
       case 'Cast': {
         const to = this.attrs.int('to', DT.FLOAT);
         if (to !== DT.FLOAT && to !== DT.DOUBLE && to !== DT.FLOAT16) this.fail(`cast of image data to type ${to}`);
-        return this.im.forward(this.n.input[0], this.out);
+        return this.alias();
       }
-      case 'Conv':
-        return this.conv();
       case 'BatchNormalization':
         return this.batchNorm();
-      case 'Relu':
-        return this.bindOut(this.emit({ op: 'relu' }, [this.dataIn(0)]));
-      case 'LeakyRelu':
-        return this.bindOut(this.emit({ op: 'leaky_relu', alpha: this.attrs.float('alpha', 0.01) }, [this.dataIn(0)]));
-      case 'Sigmoid':
-        return this.bindOut(this.emit({ op: 'sigmoid' }, [this.dataIn(0)]));
-      case 'Tanh':
-        return this.bindOut(this.emit({ op: 'tanh' }, [this.dataIn(0)]));
-      case 'Clip':
-        return this.clip();
-      case 'MaxPool':
-      case 'AveragePool':
-        return this.pool();
-      case 'GlobalAveragePool':
-      case 'GlobalMaxPool':
-        return this.globalPool(op === 'GlobalAveragePool' ? 'global_avg_pool' : 'global_max_pool', true);
-      case 'ReduceMean':
-      case 'ReduceMax':
-        return this.reduce();
-      case 'Gemm':
-        return this.gemm();
-      case 'MatMul':
-        return this.matmul();
-      case 'Flatten':
-        return this.flatten();
-      case 'Reshape':
-        return this.reshape();
-      case 'Squeeze':
-      case 'Unsqueeze':
-        return this.squeeze();
-      case 'Transpose':
-        return this.transpose();
       case 'Add':
       case 'Sub':
       case 'Mul':
       case 'Div':
         return this.arithmetic();
-      case 'Sum':
-        return this.sum();
-      case 'Concat':
-        return this.concat();
-      case 'Pad':
-        return this.pad();
-      case 'Slice':
-        return this.slice();
       case 'Shape':
         return this.shape();
       case 'Softmax':
       case 'LogSoftmax':
         return this.fail('softmax is only supported as the last op (it is removed so the output is the logits)');
-      default:
-        this.fail('unsupported op');
     }
+    const read = onnxReader(op);
+    if (!read) this.fail('unsupported op');
+    read(this);
+  }
+
+  // ---- OnnxReadContext (what op modules' readers see) ----
+
+  get opset(): number {
+    return this.im.opsetVersion;
+  }
+  get inputCount(): number {
+    return this.n.input.length;
+  }
+  inputName(i: number): string {
+    return this.n.input[i] ?? '';
+  }
+  dataOf(i: number): string | undefined {
+    return this.im.dataOf(this.n.input[i] ?? '');
+  }
+  shapeOf(v: string): Shape {
+    return this.im.shapeOf(v);
+  }
+  newWeight(base: string, shape: number[], data: Float32Array): string {
+    return this.im.newWeight(base, shape, data);
+  }
+  weight(name: string): WeightTensor {
+    return this.im.weight(name);
+  }
+  alias(): void {
+    this.im.forward(this.n.input[0], this.out);
+  }
+  constantValue(c: ConstTensor, dims: number[], suffix: string): string {
+    const w = this.im.newWeight(`${this.name}${suffix}`, dims, toF32(c));
+    return this.emit({ op: 'constant', value: w }, [], suffix);
   }
 
   // ---- convolution and normalisation ----
-
-  private autoPads(inHW: number[], kernel: Pair, strides: Pair, dil: Pair, explicit: number[] | undefined): Pads4 {
-    const autoPad = this.attrs.string('auto_pad', 'NOTSET');
-    if (autoPad === 'NOTSET' || autoPad === '') {
-      const p = explicit ?? [0, 0, 0, 0];
-      if (p.length !== 4) this.fail(`pads [${p}] are not 2-D`);
-      return [p[0], p[1], p[2], p[3]];
-    }
-    if (autoPad === 'VALID') return [0, 0, 0, 0];
-    if (autoPad !== 'SAME_UPPER' && autoPad !== 'SAME_LOWER') this.fail(`auto_pad ${autoPad}`);
-    const begin: number[] = [];
-    const end: number[] = [];
-    for (let a = 0; a < 2; a++) {
-      const out = Math.ceil(inHW[a] / strides[a]);
-      const total = Math.max((out - 1) * strides[a] + dil[a] * (kernel[a] - 1) + 1 - inHW[a], 0);
-      const small = Math.floor(total / 2);
-      begin.push(autoPad === 'SAME_UPPER' ? small : total - small);
-      end.push(total - begin[a]);
-    }
-    return [begin[0], begin[1], end[0], end[1]];
-  }
-
-  private pair(name: string, dflt: number): Pair {
-    const v = this.attrs.ints(name);
-    if (!v) return [dflt, dflt];
-    if (v.length !== 2) this.fail(`${name} [${v}] is not 2-D (only 2-D convolution and pooling are supported)`);
-    return [v[0], v[1]];
-  }
-
-  private conv(): void {
-    const x = this.dataIn(0);
-    const w = this.constIn(1, 'the weight');
-    if (!w || w.dims.length !== 4) this.fail(`weight must be 4-D (2-D convolution), got [${w?.dims}]`);
-    const b = this.constIn(2, 'the bias');
-    const kernel: Pair = [w.dims[2], w.dims[3]];
-    const ks = this.attrs.ints('kernel_shape');
-    if (ks && (ks.length !== 2 || ks[0] !== kernel[0] || ks[1] !== kernel[1])) this.fail(`kernel_shape [${ks}] does not match weight [${w.dims}]`);
-    const strides = this.pair('strides', 1);
-    const dilations = this.pair('dilations', 1);
-    const shape = this.im.shapeOf(x);
-    const pads = this.autoPads(shape.slice(1), kernel, strides, dilations, this.attrs.ints('pads'));
-    const group = this.attrs.int('group', 1);
-    const weight = this.im.newWeight(this.n.input[1], w.dims, toF32(w));
-    const bias = b ? this.im.newWeight(this.n.input[2], [w.dims[0]], toF32(b)) : undefined;
-    if (b && b.data.length !== w.dims[0]) this.fail(`bias has ${b.data.length} values for ${w.dims[0]} output channels`);
-    this.bindOut(this.emit({ op: 'conv', weight, bias, kernel, strides, pads, dilations, group }, [x]));
-  }
 
   private batchNorm(): void {
     const x = this.dataIn(0);
@@ -512,191 +448,6 @@ class NodeConverter {
     const scale = this.im.newWeight(`${this.name}.scale`, [s.length], Float32Array.from(s));
     const shift = this.im.newWeight(`${this.name}.shift`, [t.length], Float32Array.from(t));
     return this.emit({ op: 'affine', scale, shift }, [x]);
-  }
-
-  // ---- activations ----
-
-  private clip(): void {
-    const x = this.dataIn(0);
-    let min: number;
-    let max: number;
-    if (this.im.opsetVersion < 11) {
-      min = this.attrs.float('min', -Infinity);
-      max = this.attrs.float('max', Infinity);
-    } else {
-      const lo = this.constIn(1, 'min');
-      const hi = this.constIn(2, 'max');
-      min = lo ? lo.data[0] : -Infinity;
-      max = hi ? hi.data[0] : Infinity;
-    }
-    if (min <= -3.4e38) min = -Infinity;
-    if (max >= 3.4e38) max = Infinity;
-    const op: IrOp = min === 0 && max === Infinity ? { op: 'relu' } : { op: 'clip', min, max };
-    this.bindOut(this.emit(op, [x]));
-  }
-
-  // ---- pooling ----
-
-  private pool(): void {
-    const x = this.dataIn(0);
-    const shape = this.im.shapeOf(x);
-    if (shape.length !== 3) this.fail(`input must be [C,H,W], got [${shape}]`);
-    const ks = this.attrs.ints('kernel_shape');
-    if (!ks || ks.length !== 2) this.fail(`kernel_shape [${ks}] is not 2-D`);
-    const kernel: Pair = [ks[0], ks[1]];
-    const strides = this.pair('strides', 1);
-    const dil = this.pair('dilations', 1);
-    if (dil[0] !== 1 || dil[1] !== 1) this.fail(`dilations [${dil}] (pooling supports dilation 1 only)`);
-    const pads = this.autoPads(shape.slice(1), kernel, strides, [1, 1], this.attrs.ints('pads'));
-    const ceilMode = this.attrs.int('ceil_mode', 0) === 1;
-    const countIncludePad = this.attrs.int('count_include_pad', 0) === 1;
-    const op = this.opType === 'MaxPool' ? 'max_pool' : 'avg_pool';
-    this.bindOut(this.emit({ op, kernel, strides, pads, ceilMode, countIncludePad }, [x]));
-  }
-
-  private globalPool(op: 'global_avg_pool' | 'global_max_pool', keepDims: boolean): void {
-    const x = this.dataIn(0);
-    const shape = this.im.shapeOf(x);
-    if (shape.length !== 3) this.fail(`input must be [C,H,W], got [${shape}]`);
-    const pooled = this.emit({ op }, [x], keepDims ? '' : '/pool');
-    this.bindOut(keepDims ? pooled : this.emit({ op: 'flatten' }, [pooled]));
-  }
-
-  private reduce(): void {
-    const x = this.dataIn(0);
-    const r = this.rank(x);
-    let axes: number[] | undefined;
-    if (this.im.opsetVersion >= 18) {
-      const a = this.constIn(1, 'axes');
-      axes = a ? knownValues(a, 'axes') : undefined;
-    } else axes = this.attrs.ints('axes');
-    const norm = (axes ?? []).map((a) => (a < 0 ? a + r : a)).sort();
-    if (r !== 4 || norm.length !== 2 || norm[0] !== 2 || norm[1] !== 3) {
-      this.fail(`only a reduction over the spatial axes (2, 3) of an NCHW tensor is supported, got axes [${axes ?? 'all'}]`);
-    }
-    const keep = this.attrs.int('keepdims', 1) === 1;
-    this.globalPool(this.opType === 'ReduceMean' ? 'global_avg_pool' : 'global_max_pool', keep);
-  }
-
-  // ---- dense ----
-
-  private dense(x: string, weight: Float32Array, out: number, inF: number, bias: Float32Array | undefined): string {
-    const shape = this.im.shapeOf(x);
-    if (shape.length !== 1 || shape[0] !== inF) this.fail(`input per sample is [${shape}], expected [${inF}] (flatten first)`);
-    const w = this.im.newWeight(`${this.name}.weight`, [out, inF], weight);
-    const b = bias ? this.im.newWeight(`${this.name}.bias`, [out], bias) : undefined;
-    return this.emit({ op: 'dense', weight: w, bias: b }, [x]);
-  }
-
-  private gemm(): void {
-    const x = this.dataIn(0);
-    if (this.attrs.int('transA', 0) !== 0) this.fail('transA=1 on the image data');
-    const bT = this.constIn(1, 'B');
-    if (!bT || bT.dims.length !== 2) this.fail('B must be a 2-D constant');
-    const transB = this.attrs.int('transB', 0) === 1;
-    const alpha = this.attrs.float('alpha', 1);
-    const beta = this.attrs.float('beta', 1);
-    const [out, inF] = transB ? bT.dims : [bT.dims[1], bT.dims[0]];
-    const w = new Float32Array(out * inF);
-    for (let o = 0; o < out; o++)
-      for (let i = 0; i < inF; i++) w[o * inF + i] = alpha * (transB ? bT.data[o * inF + i] : bT.data[i * out + o]);
-    const c = this.constIn(2, 'C');
-    let bias: Float32Array | undefined;
-    if (c) {
-      if (numel(c.dims) !== 1 && numel(c.dims) !== out) this.fail(`C [${c.dims}] does not broadcast to [${out}]`);
-      bias = Float32Array.from({ length: out }, (_, o) => beta * c.data[c.data.length === 1 ? 0 : o]);
-    }
-    this.bindOut(this.dense(x, w, out, inF, bias));
-  }
-
-  private matmul(): void {
-    const x = this.dataIn(0);
-    const b = this.constIn(1, 'the second operand');
-    if (!b || b.dims.length !== 2) this.fail('the second operand must be a 2-D constant');
-    const [inF, out] = b.dims;
-    const w = new Float32Array(out * inF);
-    for (let o = 0; o < out; o++) for (let i = 0; i < inF; i++) w[o * inF + i] = b.data[i * out + o];
-    this.bindOut(this.dense(x, w, out, inF, undefined));
-  }
-
-  // ---- shape ops ----
-
-  /** Re-shapes `x` to the per-sample `target` (alias, flatten or reshape). */
-  private reshapeTo(x: string, target: number[]): string {
-    const shape = this.im.shapeOf(x);
-    if (shapeSize(target) !== shapeSize(shape)) this.fail(`cannot reshape [${shape}] to [${target}] per sample`);
-    if (target.length === shape.length && target.every((d, i) => d === shape[i])) return x;
-    if (target.length === 1) return this.emit({ op: 'flatten' }, [x]);
-    return this.emit({ op: 'reshape', shape: target }, [x]);
-  }
-
-  private flatten(): void {
-    const x = this.dataIn(0);
-    const shape = this.im.shapeOf(x);
-    const r = shape.length + 1;
-    let axis = this.attrs.int('axis', 1);
-    if (axis < 0) axis += r;
-    if (axis === 0 || shape.slice(0, axis - 1).some((d) => d !== 1)) this.fail(`axis ${axis} would mix the batch dimension`);
-    this.bindOut(this.reshapeTo(x, [shapeSize(shape)]));
-  }
-
-  private reshape(): void {
-    const x = this.dataIn(0);
-    const shape = this.im.shapeOf(x);
-    const t = this.constIn(1, 'the target shape');
-    if (!t) this.fail('needs a target shape');
-    const vals = Array.from(t.data);
-    const sym = t.sym ?? new Uint8Array(vals.length);
-    const allowZero = this.attrs.int('allowzero', 0) === 1;
-    if (sym.slice(1).some((s) => s !== KNOWN)) this.fail(`target shape depends on the batch size beyond dimension 0`);
-    const rest = vals.slice(1);
-    const first = vals[0];
-    let perSample: number[];
-    if (sym[0] === BATCH || (first === 0 && !allowZero)) {
-      perSample = resolveReshape(shape, rest.map((d, i) => (d === 0 && !allowZero ? (shape[i] ?? 0) : d)), true);
-    } else if (sym[0] !== KNOWN) {
-      this.fail('target shape computes dimension 0 from the batch size');
-    } else if (first === -1 && rest.every((d) => d > 0 || (d === 0 && !allowZero))) {
-      perSample = rest.map((d, i) => (d === 0 ? shape[i] : d));
-    } else if (first === 1) {
-      perSample = resolveReshape(shape, rest.map((d, i) => (d === 0 && !allowZero ? (shape[i] ?? 0) : d)), true);
-    } else {
-      this.fail(`target shape [${vals}] changes the batch dimension`);
-    }
-    this.bindOut(this.reshapeTo(x, perSample));
-  }
-
-  private squeeze(): void {
-    const x = this.dataIn(0);
-    const shape = this.im.shapeOf(x);
-    const a = this.constIn(1, 'axes');
-    const axes = a ? knownValues(a, 'axes') : (this.attrs.ints('axes') ?? []);
-    const full = [-1, ...shape];
-    let out: number[];
-    if (this.opType === 'Squeeze') {
-      const r = full.length;
-      const drop = new Set(axes.length ? axes.map((v) => (v < 0 ? v + r : v)) : full.flatMap((d, i) => (d === 1 ? [i] : [])));
-      if (drop.has(0)) this.fail('squeezes the batch dimension');
-      out = full.filter((_, i) => !drop.has(i));
-    } else {
-      const outRank = full.length + axes.length;
-      const ins = new Set(axes.map((v) => (v < 0 ? v + outRank : v)));
-      if (ins.has(0)) this.fail('inserts a dimension before the batch dimension');
-      out = [];
-      let k = 0;
-      for (let i = 0; i < outRank; i++) out.push(ins.has(i) ? 1 : full[k++]);
-    }
-    this.bindOut(this.reshapeTo(x, out.slice(1)));
-  }
-
-  private transpose(): void {
-    const x = this.dataIn(0);
-    const r = this.rank(x);
-    const perm = this.attrs.ints('perm') ?? Array.from({ length: r }, (_, i) => r - 1 - i);
-    const shape = [1, ...this.im.shapeOf(x)];
-    const moved = perm.filter((p, i) => p !== i && shape[p] !== 1);
-    if (perm[0] !== 0 || moved.length > 0) this.fail(`perm [${perm}] moves data (only no-op transposes are supported)`);
-    this.bindOut(this.reshapeTo(x, perm.slice(1).map((p) => shape[p])));
   }
 
   // ---- elementwise ----
@@ -776,130 +527,6 @@ class NodeConverter {
       else if (!channelLike(xs, ys)) this.fail(`operands [${xs}] and [${ys}] differ (only equal shapes or a [C,1,1] second operand are supported)`);
     }
     return this.emit({ op: op === 'Mul' ? 'mul' : 'add' }, [x, y]);
-  }
-
-  private sum(): void {
-    const ins = this.n.input.filter((i) => i);
-    if (ins.some((i) => this.im.dataOf(i) === undefined)) this.fail('constant operands');
-    let acc = this.im.dataOf(ins[0]) as string;
-    for (let k = 1; k < ins.length; k++) {
-      acc = this.im.node(`${this.name}/${k}`, { op: 'add' }, [acc, this.im.dataOf(ins[k]) as string], `${this.out}/${k}`);
-    }
-    this.bindOut(acc);
-  }
-
-  private concat(): void {
-    const ins = this.n.input.filter((i) => i);
-    const first = ins.map((i) => this.im.dataOf(i)).find((v) => v !== undefined) as string;
-    const r = this.rank(first);
-    let axis = this.attrs.int('axis', 0);
-    if (axis < 0) axis += r;
-    if (axis <= 0 || axis >= r) this.fail(`axis ${this.attrs.int('axis', 0)} (concatenation along the batch dimension)`);
-    const xs = this.im.shapeOf(first);
-    const values = ins.map((i, k) => {
-      const v = this.im.dataOf(i);
-      if (v !== undefined) return v;
-      const c = this.im.constOf(i) as ConstTensor;
-      const dims = c.dims.length === r ? c.dims.slice(1) : c.dims;
-      if (c.dims.length === r && c.dims[0] !== 1) this.fail(`constant input ${k} has a batch dimension of ${c.dims[0]}`);
-      const w = this.im.newWeight(`${this.name}/const${k}`, dims, toF32(c));
-      return this.emit({ op: 'constant', value: w }, [], `/const${k}`);
-    });
-    for (const v of values) {
-      const s = this.im.shapeOf(v);
-      if (s.length !== xs.length || s.some((d, i) => i !== axis - 1 && d !== xs[i])) this.fail(`input shapes [${s}] and [${xs}] do not concatenate on axis ${axis}`);
-    }
-    this.bindOut(values.length === 1 ? values[0] : this.emit({ op: 'concat', axis: axis - 1 }, values));
-  }
-
-  private pad(): void {
-    const x = this.dataIn(0);
-    const r = this.rank(x);
-    let mode: string;
-    let pads: number[];
-    let value = 0;
-    mode = this.attrs.string('mode', 'constant');
-    if (this.im.opsetVersion < 11) {
-      pads = this.attrs.ints('pads') ?? [];
-      value = this.attrs.float('value', 0);
-    } else {
-      const p = this.constIn(1, 'pads');
-      if (!p) this.fail('needs pads');
-      pads = knownValues(p, 'pads');
-      const v = this.constIn(2, 'constant_value');
-      if (v) value = v.data[0];
-      const ax = this.constIn(3, 'axes');
-      if (ax) {
-        const axes = knownValues(ax, 'axes').map((a) => (a < 0 ? a + r : a));
-        const full = new Array<number>(2 * r).fill(0);
-        axes.forEach((a, i) => {
-          full[a] = pads[i];
-          full[a + r] = pads[i + axes.length];
-        });
-        pads = full;
-      }
-    }
-    if (pads.length !== 2 * r) this.fail(`pads [${pads}] do not match rank ${r}`);
-    if (pads.every((p) => p === 0)) return this.im.forward(this.n.input[0], this.out);
-    if (mode !== 'constant') this.fail(`mode '${mode}' (only constant padding is supported)`);
-    if (pads[0] !== 0 || pads[r] !== 0) this.fail('pads the batch dimension');
-    const per = [...pads.slice(1, r), ...pads.slice(r + 1)];
-    this.bindOut(this.emit({ op: 'pad', pads: per, value }, [x]));
-  }
-
-  private slice(): void {
-    const x = this.dataIn(0);
-    const shape = this.im.shapeOf(x);
-    const r = shape.length + 1;
-    let starts: number[];
-    let ends: number[];
-    let axes: number[];
-    let steps: number[];
-    let endsSym: Uint8Array | undefined;
-    if (this.im.opsetVersion < 10) {
-      starts = this.attrs.ints('starts') ?? [];
-      ends = this.attrs.ints('ends') ?? [];
-      axes = this.attrs.ints('axes') ?? starts.map((_, i) => i);
-      steps = starts.map(() => 1);
-    } else {
-      const get = (i: number, what: string) => {
-        const t = this.constIn(i, what);
-        return t;
-      };
-      const s = get(1, 'starts');
-      const e = get(2, 'ends');
-      if (!s || !e) this.fail('needs starts and ends');
-      starts = knownValues(s, 'starts');
-      endsSym = e.sym;
-      ends = Array.from(e.data);
-      const a = get(3, 'axes');
-      const st = get(4, 'steps');
-      axes = a ? knownValues(a, 'axes') : starts.map((_, i) => i);
-      steps = st ? knownValues(st, 'steps') : starts.map(() => 1);
-    }
-    const outStarts: number[] = [];
-    const outEnds: number[] = [];
-    const outAxes: number[] = [];
-    const outSteps: number[] = [];
-    axes.forEach((ax, i) => {
-      const a = ax < 0 ? ax + r : ax;
-      if (a === 0) {
-        const wholeBatch = starts[i] === 0 && steps[i] === 1 && (endsSym?.[i] === BATCH || ends[i] >= 2 ** 31 - 1);
-        if (!wholeBatch) this.fail('slices the batch dimension');
-        return;
-      }
-      if (endsSym && endsSym[i] !== KNOWN) this.fail('ends depend on the batch size');
-      const dim = shape[a - 1];
-      const s = resolveSlice(dim, starts[i], ends[i], steps[i]);
-      if (s.count === 0) this.fail('the slice is empty');
-      if (s.step === 1 && s.start === 0 && s.count === dim) return;
-      outStarts.push(s.start);
-      outEnds.push(s.start + s.count * s.step);
-      outAxes.push(a - 1);
-      outSteps.push(s.step);
-    });
-    if (outAxes.length === 0) return this.im.forward(this.n.input[0], this.out);
-    this.bindOut(this.emit({ op: 'slice', starts: outStarts, ends: outEnds, axes: outAxes, steps: outSteps }, [x]));
   }
 
   private shape(): void {

@@ -9,7 +9,9 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { invalidArgument, unimplemented } from '../errors';
-import type { IrGraph, IrNode, IrOp, Pads4, Pair, Shape, WeightTensor } from './ir';
+import type { IrGraph, IrNode, IrOp, Shape, WeightTensor } from './ir';
+import { kerasActivation, kerasLayerReader } from './ops';
+import type { KerasReadContext, KerasValue } from './ops/op';
 
 interface KerasLayer {
   className: string;
@@ -26,14 +28,8 @@ interface KerasModel {
   sequentialInputShape?: number[];
 }
 
-/** One Keras tensor as the IR holds it. */
-interface Value {
-  name: string; // IR value
-  shape: Shape; // IR (NCHW) per-sample shape
-  perm: Int32Array | null; // vectors only: Keras index of each IR element
-  /** The IR conv node (and its Keras layer) that produced this value with no activation: a BN may fold into it. */
-  foldable?: { node: IrNode; layer: string };
-}
+/** One Keras tensor as the IR holds it (ir perm and foldable: see KerasValue). */
+type Value = KerasValue;
 
 const SOFTMAX_DROPPED = 'softmax';
 
@@ -42,7 +38,19 @@ export function importTfjsLayers(modelJson: unknown, weights: ArrayBuffer | Uint
   const topology = asRecord(json.modelTopology ?? json, 'modelTopology');
   const model = parseTopology(topology);
   const weightMap = readWeights(json, weights);
-  return new Importer(model, weightMap).run();
+  return new Importer(model, weightMap, kerasMajor(json, topology)).run();
+}
+
+/**
+ * The major version of the Keras that wrote the model: `keras_version` of the topology ('2.15.0', '3.3.3';
+ * tfjs-layers writes 'tfjs-layers 4.x' and follows Keras 2) or `generatedBy` ('keras v3.3.3'); 2 when
+ * neither says. Activations whose definition changed between versions (hard_sigmoid) depend on it.
+ */
+function kerasMajor(json: Record<string, unknown>, topology: Record<string, unknown>): number {
+  const kv = typeof topology.keras_version === 'string' ? /^(\d+)\./.exec(topology.keras_version) : null;
+  if (kv) return Number(kv[1]);
+  const gb = typeof json.generatedBy === 'string' ? /^keras v?(\d+)\./i.exec(json.generatedBy) : null;
+  return gb ? Number(gb[1]) : 2;
 }
 
 /** Reads model.json and the weight shards its manifest names (paths relative to model.json). */
@@ -225,6 +233,7 @@ class Importer {
   constructor(
     private readonly model: KerasModel,
     private readonly source: Map<string, WeightTensor>,
+    private readonly kerasMajor: number,
   ) {}
 
   run(): IrGraph {
@@ -297,50 +306,49 @@ class Importer {
       return ins[0]!;
     };
     switch (layer.className) {
-      case 'Conv2D':
-        return this.conv(layer, one(), false, isOutput);
-      case 'DepthwiseConv2D':
-        return this.conv(layer, one(), true, isOutput);
-      case 'Dense':
-        return this.dense(layer, one(), isOutput);
       case 'BatchNormalization':
         return this.batchNorm(layer, one());
       case 'Activation':
         return this.activation(layer, one(), String(cfg.activation ?? 'linear'), isOutput, layer.name);
-      case 'ReLU':
-        return this.reluLayer(layer, one());
-      case 'LeakyReLU': {
-        const alpha = Number(cfg.alpha ?? cfg.negative_slope ?? 0.3);
-        return this.elementwise(layer.name, { op: 'leaky_relu', alpha }, one());
-      }
       case 'Softmax':
         if (!isOutput) throw unimplemented(`layer ${layer.name} (Softmax): softmax is supported only as the last layer`);
         return one();
-      case 'MaxPooling2D':
-      case 'AveragePooling2D':
-        return this.pool(layer, one());
-      case 'GlobalAveragePooling2D':
-      case 'GlobalMaxPooling2D':
-        return this.globalPool(layer, one());
-      case 'Flatten':
-        return this.flatten(layer.name, one());
       case 'Dropout':
       case 'SpatialDropout2D':
       case 'GaussianDropout':
       case 'GaussianNoise':
       case 'AlphaDropout':
         return { ...one(), foldable: undefined };
-      case 'ZeroPadding2D':
-        return this.zeroPad(layer, one());
-      case 'Add':
-        return this.add(layer, ins);
-      case 'Concatenate':
-        return this.concat(layer, ins);
-      case 'Reshape':
-        return this.reshape(layer, one());
-      default:
-        throw unimplemented(`layer ${layer.name}: Keras layer class ${layer.className} is not supported`);
     }
+    const read = kerasLayerReader(layer.className);
+    if (!read) throw unimplemented(`layer ${layer.name}: Keras layer class ${layer.className} is not supported`);
+    return read(this.readContext(layer, ins, isOutput));
+  }
+
+  /** What an op module's Keras reader sees of `layer` (./ops/op.ts KerasReadContext). */
+  private readContext(layer: KerasLayer, ins: Value[], isOutput: boolean): KerasReadContext {
+    return {
+      className: layer.className,
+      name: layer.name,
+      config: layer.config,
+      inputs: ins,
+      one: () => {
+        if (ins.length !== 1) throw invalidArgument(`layer ${layer.name} (${layer.className}) takes one input, got ${ins.length}`);
+        return ins[0]!;
+      },
+      requireMap: (x) => this.requireMap(layer, x),
+      addNode: (name, op, inputs, shape) => this.addNode(name, op, inputs, shape),
+      weight: (suffix, required = true) => this.weight(layer, suffix, required),
+      addWeight: (name, shape, data) => this.addWeight(name, shape, data),
+      expectShape: (t, shape) => expectShape(t, shape, layer),
+      nodeOf: (v) => {
+        const n = this.nodes.find((m) => m.output === v);
+        if (!n) throw new Error(`tfjs import: no node produces ${v}`);
+        return n;
+      },
+      activation: (x, act, nodeName) => this.activation(layer, x, act, isOutput, nodeName),
+      flatten: (name, x) => this.flatten(name, x),
+    };
   }
 
   // --- helpers -------------------------------------------------------------------------------------------
@@ -373,38 +381,16 @@ class Importer {
     return { name: this.addNode(name, op, [x.name], x.shape), shape: x.shape, perm: x.perm };
   }
 
+  /** Keras activation `act` on `x`: linear and a final softmax vanish; the others come from the op modules. */
   private activation(layer: KerasLayer, x: Value, act: string, isOutput: boolean, nodeName: string): Value {
-    switch (act) {
-      case 'linear':
-        return x;
-      case 'relu':
-        return this.elementwise(nodeName, { op: 'relu' }, x);
-      case 'relu6':
-        return this.elementwise(nodeName, { op: 'clip', min: 0, max: 6 }, x);
-      case 'sigmoid':
-        return this.elementwise(nodeName, { op: 'sigmoid' }, x);
-      case 'tanh':
-        return this.elementwise(nodeName, { op: 'tanh' }, x);
-      case SOFTMAX_DROPPED:
-        if (!isOutput) throw unimplemented(`layer ${layer.name} (${layer.className}): softmax is supported only as the last layer`);
-        return x;
-      default:
-        throw unimplemented(`layer ${layer.name} (${layer.className}): activation ${act} is not supported`);
+    if (act === 'linear') return x;
+    if (act === SOFTMAX_DROPPED) {
+      if (!isOutput) throw unimplemented(`layer ${layer.name} (${layer.className}): softmax is supported only as the last layer`);
+      return x;
     }
-  }
-
-  private reluLayer(layer: KerasLayer, x: Value): Value {
-    const cfg = layer.config;
-    const maxValue = cfg.max_value === null || cfg.max_value === undefined ? null : Number(cfg.max_value);
-    const slope = Number(cfg.negative_slope ?? 0);
-    const threshold = Number(cfg.threshold ?? 0);
-    if (threshold !== 0) throw unimplemented(`layer ${layer.name} (ReLU): threshold ${threshold} is not supported`);
-    if (slope !== 0 && maxValue !== null) {
-      throw unimplemented(`layer ${layer.name} (ReLU): negative_slope together with max_value is not supported`);
-    }
-    if (slope !== 0) return this.elementwise(layer.name, { op: 'leaky_relu', alpha: slope }, x);
-    if (maxValue !== null) return this.elementwise(layer.name, { op: 'clip', min: 0, max: maxValue }, x);
-    return this.elementwise(layer.name, { op: 'relu' }, x);
+    const make = kerasActivation(act);
+    if (!make) throw unimplemented(`layer ${layer.name} (${layer.className}): activation ${act} is not supported`);
+    return this.elementwise(nodeName, make({ kerasMajor: this.kerasMajor }), x);
   }
 
   private requireMap(layer: KerasLayer, x: Value): [number, number, number] {
@@ -416,84 +402,6 @@ class Importer {
       throw unimplemented(`layer ${layer.name} (${layer.className}): data_format ${String(fmt)} is not supported`);
     }
     return [x.shape[0]!, x.shape[1]!, x.shape[2]!];
-  }
-
-  private conv(layer: KerasLayer, x: Value, depthwise: boolean, isOutput: boolean): Value {
-    const cfg = layer.config;
-    const [cin, h, w] = this.requireMap(layer, x);
-    const kernel = pair(cfg.kernel_size, layer);
-    const strides = pair(cfg.strides ?? 1, layer);
-    const dilations = pair(cfg.dilation_rate ?? 1, layer);
-    const pads = padsFor(String(cfg.padding ?? 'valid'), [h, w], kernel, strides, dilations, layer);
-    const [kh, kw] = kernel;
-    let weight: Float32Array;
-    let cout: number;
-    let group: number;
-    if (depthwise) {
-      const k = this.weight(layer, 'depthwise_kernel')!; // [kh, kw, cin, mult]
-      const mult = k.shape[3]!;
-      expectShape(k, [kh, kw, cin, mult], layer);
-      cout = cin * mult;
-      group = cin;
-      weight = new Float32Array(cout * kh * kw);
-      for (let c = 0; c < cin; c++)
-        for (let m = 0; m < mult; m++)
-          for (let i = 0; i < kh; i++)
-            for (let j = 0; j < kw; j++) weight[((c * mult + m) * kh + i) * kw + j] = k.data[((i * kw + j) * cin + c) * mult + m]!;
-    } else {
-      const k = this.weight(layer, 'kernel')!; // [kh, kw, cin / g, cout]
-      group = Number(cfg.groups ?? 1);
-      const cpg = cin / group;
-      cout = k.shape[3]!;
-      expectShape(k, [kh, kw, cpg, cout], layer);
-      weight = new Float32Array(cout * cpg * kh * kw);
-      for (let o = 0; o < cout; o++)
-        for (let c = 0; c < cpg; c++)
-          for (let i = 0; i < kh; i++)
-            for (let j = 0; j < kw; j++) weight[((o * cpg + c) * kh + i) * kw + j] = k.data[((i * kw + j) * cpg + c) * cout + o]!;
-    }
-    const useBias = cfg.use_bias !== false;
-    const wName = this.addWeight(`${layer.name}/kernel`, [cout, depthwise ? 1 : cin / group, kh, kw], weight);
-    let bName: string | undefined;
-    if (useBias) {
-      const b = this.weight(layer, 'bias')!;
-      expectShape(b, [cout], layer);
-      bName = this.addWeight(`${layer.name}/bias`, [cout], Float32Array.from(b.data));
-    }
-    const ho = Math.floor((h + pads[0] + pads[2] - dilations[0] * (kh - 1) - 1) / strides[0]) + 1;
-    const wo = Math.floor((w + pads[1] + pads[3] - dilations[1] * (kw - 1) - 1) / strides[1]) + 1;
-    const op: IrOp = { op: 'conv', weight: wName, bias: bName, kernel, strides, pads, dilations, group };
-    const name = this.addNode(layer.name, op, [x.name], [cout, ho, wo]);
-    const z: Value = { name, shape: [cout, ho, wo], perm: null };
-    const act = String(cfg.activation ?? 'linear');
-    if (act === 'linear') return { ...z, foldable: { node: this.nodes[this.nodes.length - 1]!, layer: layer.name } };
-    return this.activation(layer, z, act, isOutput, `${layer.name}/${act}`);
-  }
-
-  private dense(layer: KerasLayer, x: Value, isOutput: boolean): Value {
-    if (x.shape.length !== 1) {
-      throw unimplemented(`layer ${layer.name} (Dense) on a per-sample rank-${x.shape.length} input is not supported; flatten first`);
-    }
-    const n = x.shape[0]!;
-    const k = this.weight(layer, 'kernel')!; // [in, out]
-    const units = k.shape[1]!;
-    expectShape(k, [n, units], layer);
-    const weight = new Float32Array(units * n);
-    for (let i = 0; i < n; i++) {
-      const src = x.perm ? x.perm[i]! : i;
-      for (let o = 0; o < units; o++) weight[o * n + i] = k.data[src * units + o]!;
-    }
-    const wName = this.addWeight(`${layer.name}/kernel`, [units, n], weight);
-    let bName: string | undefined;
-    if (layer.config.use_bias !== false) {
-      const b = this.weight(layer, 'bias')!;
-      expectShape(b, [units], layer);
-      bName = this.addWeight(`${layer.name}/bias`, [units], Float32Array.from(b.data));
-    }
-    const name = this.addNode(layer.name, { op: 'dense', weight: wName, bias: bName }, [x.name], [units]);
-    const y: Value = { name, shape: [units], perm: null };
-    const act = String(layer.config.activation ?? 'linear');
-    return this.activation(layer, y, act, isOutput, `${layer.name}/${act}`);
   }
 
   private batchNorm(layer: KerasLayer, x: Value): Value {
@@ -534,35 +442,6 @@ class Importer {
     return this.elementwise(layer.name, { op: 'affine', scale: sName, shift: tName }, x);
   }
 
-  private pool(layer: KerasLayer, x: Value): Value {
-    const cfg = layer.config;
-    const [c, h, w] = this.requireMap(layer, x);
-    const kernel = pair(cfg.pool_size ?? 2, layer);
-    const strides = cfg.strides === null || cfg.strides === undefined ? kernel : pair(cfg.strides, layer);
-    const pads = padsFor(String(cfg.padding ?? 'valid'), [h, w], kernel, strides, [1, 1], layer);
-    const ho = Math.floor((h + pads[0] + pads[2] - kernel[0]) / strides[0]) + 1;
-    const wo = Math.floor((w + pads[1] + pads[3] - kernel[1]) / strides[1]) + 1;
-    const op: IrOp = {
-      op: layer.className === 'MaxPooling2D' ? 'max_pool' : 'avg_pool',
-      kernel,
-      strides,
-      pads,
-      ceilMode: false,
-      countIncludePad: false, // TF's 'same' average pooling divides by the cells inside the image
-    };
-    const name = this.addNode(layer.name, op, [x.name], [c, ho, wo]);
-    return { name, shape: [c, ho, wo], perm: null };
-  }
-
-  private globalPool(layer: KerasLayer, x: Value): Value {
-    const [c] = this.requireMap(layer, x);
-    const op: IrOp = { op: layer.className === 'GlobalMaxPooling2D' ? 'global_max_pool' : 'global_avg_pool' };
-    const pooled = this.addNode(layer.name, op, [x.name], [c, 1, 1]);
-    if (layer.config.keepdims === true) return { name: pooled, shape: [c, 1, 1], perm: null };
-    const name = this.addNode(`${layer.name}/flatten`, { op: 'flatten' }, [pooled], [c]);
-    return { name, shape: [c], perm: null };
-  }
-
   private flatten(name: string, x: Value): Value {
     const size = x.shape.reduce((a, b) => a * b, 1);
     let perm: Int32Array | null = x.perm;
@@ -578,89 +457,6 @@ class Importer {
     const out = this.addNode(name, { op: 'flatten' }, [x.name], [size]);
     return { name: out, shape: [size], perm };
   }
-
-  private zeroPad(layer: KerasLayer, x: Value): Value {
-    const [c, h, w] = this.requireMap(layer, x);
-    const p = layer.config.padding ?? 1;
-    let t: number, b: number, l: number, r: number;
-    if (typeof p === 'number') [t, b, l, r] = [p, p, p, p];
-    else if (Array.isArray(p) && p.length === 2 && p.every((q) => typeof q === 'number')) {
-      [t, b, l, r] = [Number(p[0]), Number(p[0]), Number(p[1]), Number(p[1])];
-    } else if (Array.isArray(p) && p.length === 2 && p.every((q) => Array.isArray(q) && q.length === 2)) {
-      const q = p as number[][];
-      [t, b, l, r] = [q[0]![0]!, q[0]![1]!, q[1]![0]!, q[1]![1]!];
-    } else throw invalidArgument(`layer ${layer.name} (ZeroPadding2D): bad padding ${JSON.stringify(p)}`);
-    const shape = [c, h + t + b, w + l + r];
-    const name = this.addNode(layer.name, { op: 'pad', pads: [0, t, l, 0, b, r], value: 0 }, [x.name], shape);
-    return { name, shape, perm: null };
-  }
-
-  private add(layer: KerasLayer, ins: Value[]): Value {
-    if (ins.length < 2) throw invalidArgument(`layer ${layer.name} (Add) needs at least two inputs`);
-    let acc = ins[0]!;
-    for (let i = 1; i < ins.length; i++) {
-      const y = ins[i]!;
-      if (!sameShape(acc.shape, y.shape)) {
-        throw unimplemented(`layer ${layer.name} (Add): inputs of shapes ${JSON.stringify(acc.shape)} and ${JSON.stringify(y.shape)}`);
-      }
-      if (!samePerm(acc.perm, y.perm)) throw unimplemented(`layer ${layer.name} (Add): inputs flattened in different orders`);
-      const name = this.addNode(i === ins.length - 1 ? layer.name : `${layer.name}/${i}`, { op: 'add' }, [acc.name, y.name], acc.shape);
-      acc = { name, shape: acc.shape, perm: acc.perm };
-    }
-    return acc;
-  }
-
-  private concat(layer: KerasLayer, ins: Value[]): Value {
-    if (ins.length < 2) throw invalidArgument(`layer ${layer.name} (Concatenate) needs at least two inputs`);
-    const rank = ins[0]!.shape.length;
-    let kAxis = Number(layer.config.axis ?? -1);
-    if (kAxis < 0) kAxis += rank + 1; // Keras axes count the batch
-    const axis = rank === 3 ? [NaN, 1, 2, 0][kAxis]! : kAxis - 1;
-    if (!(axis >= 0 && axis < rank)) throw invalidArgument(`layer ${layer.name} (Concatenate): bad axis ${String(layer.config.axis)}`);
-    const shape = [...ins[0]!.shape];
-    shape[axis] = 0;
-    for (const v of ins) {
-      if (v.shape.length !== rank || v.shape.some((d, i) => i !== axis && d !== ins[0]!.shape[i])) {
-        throw invalidArgument(`layer ${layer.name} (Concatenate): incompatible input shapes`);
-      }
-      shape[axis]! += v.shape[axis]!;
-    }
-    let perm: Int32Array | null = null;
-    if (rank === 1 && ins.some((v) => v.perm)) {
-      perm = new Int32Array(shape[0]!);
-      let off = 0;
-      for (const v of ins) {
-        for (let i = 0; i < v.shape[0]!; i++) perm[off + i] = off + (v.perm ? v.perm[i]! : i);
-        off += v.shape[0]!;
-      }
-    }
-    const name = this.addNode(layer.name, { op: 'concat', axis }, ins.map((v) => v.name), shape);
-    return { name, shape, perm };
-  }
-
-  private reshape(layer: KerasLayer, x: Value): Value {
-    const target = layer.config.target_shape;
-    if (!Array.isArray(target)) throw invalidArgument(`layer ${layer.name} (Reshape) has no target_shape`);
-    const size = x.shape.reduce((a, b) => a * b, 1);
-    const t = target.map(Number);
-    const known = t.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
-    const resolved = t.map((d) => (d === -1 ? size / known : d));
-    if (resolved.reduce((a, b) => a * b, 1) !== size || resolved.some((d) => !Number.isInteger(d) || d <= 0)) {
-      throw invalidArgument(`layer ${layer.name} (Reshape): cannot reshape ${size} elements to ${JSON.stringify(target)}`);
-    }
-    if (resolved.length === 1) return this.flatten(layer.name, x);
-    const spatial = (s: number[]): number => (s.length === 3 ? s[0]! * s[1]! : 1); // Keras [H, W, C]
-    const kerasIn = x.shape.length === 3 ? [x.shape[1]!, x.shape[2]!, x.shape[0]!] : x.shape;
-    // Layouts agree when neither side has more than one spatial position ([1, 1, C] ↔ [C]).
-    if (!x.perm && spatial(kerasIn) === 1 && resolved.length === 3 && spatial(resolved) === 1) {
-      const shape = [resolved[2]!, 1, 1];
-      const name = this.addNode(layer.name, { op: 'reshape', shape }, [x.name], shape);
-      return { name, shape, perm: null };
-    }
-    throw unimplemented(
-      `layer ${layer.name} (Reshape) from ${JSON.stringify(kerasIn)} to ${JSON.stringify(resolved)} changes the NHWC element order; not supported`,
-    );
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -668,25 +464,6 @@ class Importer {
 function asRecord(v: unknown, what: string): Record<string, unknown> {
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw invalidArgument(`${what} is not an object`);
   return v as Record<string, unknown>;
-}
-
-function pair(v: unknown, layer: KerasLayer): Pair {
-  if (typeof v === 'number') return [v, v];
-  if (Array.isArray(v) && v.length === 2) return [Number(v[0]), Number(v[1])];
-  throw invalidArgument(`layer ${layer.name}: expected a number or a pair, got ${JSON.stringify(v)}`);
-}
-
-/** TensorFlow's padding: 'valid' = none; 'same' = output ceil(in / stride), the odd cell at the bottom/right. */
-function padsFor(mode: string, size: Pair, kernel: Pair, strides: Pair, dilations: Pair, layer: KerasLayer): Pads4 {
-  if (mode === 'valid') return [0, 0, 0, 0];
-  if (mode !== 'same') throw unimplemented(`layer ${layer.name}: padding ${mode} is not supported`);
-  const total = [0, 1].map((a) => {
-    const out = Math.ceil(size[a]! / strides[a]!);
-    return Math.max((out - 1) * strides[a]! + (kernel[a]! - 1) * dilations[a]! + 1 - size[a]!, 0);
-  });
-  const top = Math.floor(total[0]! / 2);
-  const left = Math.floor(total[1]! / 2);
-  return [top, left, total[0]! - top, total[1]! - left];
 }
 
 function expectShape(t: WeightTensor, shape: number[], layer: KerasLayer): void {
@@ -697,9 +474,4 @@ function expectShape(t: WeightTensor, shape: number[], layer: KerasLayer): void 
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-function samePerm(a: Int32Array | null, b: Int32Array | null): boolean {
-  if (!a || !b) return a === b;
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }

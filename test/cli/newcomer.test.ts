@@ -13,7 +13,7 @@ import type { CliIo } from '../../clients/cli/context';
 import { BN_NOTE } from '../../clients/cli/commands/models';
 import { DEFAULT_SPLIT } from '../../clients/cli/split';
 import { PLAIN_EVERY_MS, progressLines } from '../../clients/cli/progress';
-import { Split } from '../../clients/generated/introspect/v1/common';
+import { Split } from '../../api/generated/introspect/v1/common';
 import { BUNDLED_MODEL, collect, startTestServer, type TestServer } from '../support/server';
 
 const CLI = path.resolve(__dirname, '..', '..', 'clients', 'cli', 'main.js');

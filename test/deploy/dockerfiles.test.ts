@@ -24,12 +24,12 @@ describe('deploy/.dockerignore', function () {
 
   it('sends sources and the bundled model, not build output, dependencies, tests or git', function () {
     const sent = dockerignoreFilter(fs.readFileSync(path.join(DEPLOY, '.dockerignore'), 'utf8'));
-    for (const p of ['package.json', 'server/main.ts', 'services/errors.ts', 'proto/introspect/v1/models.proto',
+    for (const p of ['package.json', 'server/main.ts', 'services/errors.ts', 'api/proto-files.ts', 'proto/introspect/v1/models.proto',
       'models/mnist_cnn.onnx', 'scripts/gen-proto.sh', 'deploy/tsconfig.image.json']) {
       assert.ok(sent(p), `${p} is sent`);
     }
     for (const p of ['node_modules/onnxruntime-node/package.json', 'dist/server/main.js', 'dist-e/x.js', '.git/HEAD',
-      'test/deploy/manifests.test.ts', 'clients/generated/introspect/v1/models.ts',
+      'test/deploy/manifests.test.ts', 'api/generated/introspect/v1/models.ts',
       'services/graph/generated/onnx/onnx.ts', 'server/debug.log', 'deploy/Dockerfile', 'scripts/train/train.py']) {
       assert.ok(!sent(p), `${p} is not sent`);
     }
@@ -41,6 +41,18 @@ for (const [name, flavour] of Object.entries(FILES)) {
     let df: Dockerfile;
     before(function () {
       df = parseDockerfile(fs.readFileSync(path.join(DEPLOY, name), 'utf8'));
+    });
+
+    it('copies every source folder deploy/tsconfig.image.json compiles (api, server, services, clients)', function () {
+      const cfg = JSON.parse(fs.readFileSync(path.join(DEPLOY, 'tsconfig.image.json'), 'utf8')) as { include: string[] };
+      const copied = new Set(
+        df.stages.flatMap((s) => s.instructions.filter((i) => i.keyword === 'COPY' && i.flags.from === undefined).flatMap((i) => i.args.slice(0, -1))),
+      );
+      for (const inc of cfg.include) {
+        const dir = /^\.\.\/([^/*]+)\/\*\*\/\*\.ts$/.exec(inc)?.[1];
+        assert.ok(dir, `include ${inc} is a folder's sources`);
+        assert.ok(copied.has(dir) || copied.has(`${dir}/`), `COPY ${dir} ${dir}: the image compiles ${inc}`);
+      }
     });
 
     it('copies only paths that exist in the context and pass the .dockerignore, from stages that exist', function () {
@@ -150,12 +162,12 @@ for (const [name, flavour] of Object.entries(FILES)) {
 }
 
 describe('deploy/tsconfig.image.json', function () {
-  it('compiles the server, services and clients from the project settings into dist/', function () {
+  it('compiles the API, server, services and clients from the project settings into dist/', function () {
     const cfg = JSON.parse(fs.readFileSync(path.join(DEPLOY, 'tsconfig.image.json'), 'utf8')) as {
       extends: string; compilerOptions: { outDir: string }; include: string[];
     };
     assert.equal(path.resolve(DEPLOY, cfg.extends), path.join(REPO, 'tsconfig.json'));
     assert.equal(path.resolve(DEPLOY, cfg.compilerOptions.outDir), path.join(REPO, 'dist'));
-    for (const dir of ['server', 'services', 'clients']) assert.ok(cfg.include.includes(`../${dir}/**/*.ts`), dir);
+    for (const dir of ['api', 'server', 'services', 'clients']) assert.ok(cfg.include.includes(`../${dir}/**/*.ts`), dir);
   });
 });

@@ -60,7 +60,7 @@ export function functionalFixture(): tfl.LayersModel {
 }
 
 /** Seeded weights; batch-norm statistics kept plausible (positive variances). */
-function randomise(m: tfl.LayersModel, seed: number): void {
+export function randomise(m: tfl.LayersModel, seed: number): void {
   const rand = seededRandom(seed);
   const values = m.weights.map((w) => {
     const shape = w.shape.map((d) => d ?? 1);

@@ -8,8 +8,8 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { status, type Client } from '@grpc/grpc-js';
-import { UploadModelHeader } from '../../clients/generated/introspect/v1/models';
-import { apiMethods, type MethodInfo } from '../../clients/methods';
+import { UploadModelHeader } from '../../api/generated/introspect/v1/models';
+import { apiMethods, type MethodInfo } from '../../api/methods';
 import { BUNDLED_MODEL, startTestServer, type TestServer } from '../support/server';
 import { until } from '../rpc/support';
 import { MiB, randomBytes, rawCall, rawClient, rng, type RawOutcome } from './support';

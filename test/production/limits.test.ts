@@ -6,9 +6,9 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { status } from '@grpc/grpc-js';
-import { AttributionMethod } from '../../clients/generated/introspect/v1/analysis';
-import { ElementType } from '../../clients/generated/introspect/v1/common';
-import { apiMethods } from '../../clients/methods';
+import { AttributionMethod } from '../../api/generated/introspect/v1/analysis';
+import { ElementType } from '../../api/generated/introspect/v1/common';
+import { apiMethods } from '../../api/methods';
 import { HEAVY_METHODS } from '../../server/limits';
 import { BUNDLED_MODEL, grpcError, startTestServer, type TestServer } from '../support/server';
 import { counter, until } from '../rpc/support';

@@ -7,9 +7,9 @@
 import * as assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
 import { IntrospectClient } from '../../clients/client';
-import { AttributionMethod } from '../../clients/generated/introspect/v1/analysis';
-import { Split } from '../../clients/generated/introspect/v1/common';
-import type { Sample } from '../../clients/generated/introspect/v1/datasets';
+import { AttributionMethod } from '../../api/generated/introspect/v1/analysis';
+import { Split } from '../../api/generated/introspect/v1/common';
+import type { Sample } from '../../api/generated/introspect/v1/datasets';
 import { BUNDLED_MODEL, grpcError, startTestServer, type TestServer } from '../support/server';
 import { counter, until } from '../rpc/support';
 import { MiB } from './support';

@@ -99,6 +99,45 @@ describe('pruning: split after a conv, suffix without the dropped channels (chec
     console.log(`      ${seen.join('; ')}`);
   });
 
+  it('tfjs: a split model\'s prefix (a feature-map output) comes back in NCHW order, equal to onnxruntime\'s', async () => {
+    const model = loadOnnxModel(BUNDLED_MODEL);
+    const { images } = mnistTestImages(4);
+    for (const l of model.convLayers) {
+      const split = splitAfterConv(model, l.index)!;
+      const ort = await engines.onnxruntime.forward(split.prefix, images, 4);
+      const tf = await engines.tfjs.forward(split.prefix, images, 4);
+      assert.ok(relErr(tf, ort) < 1e-5, `layer ${l.index}: tfjs prefix vs onnxruntime prefix ${relErr(tf, ort)}`);
+    }
+  });
+
+  it('tfjs: a sweep (prefix and reduced suffix on tfjs) equals the tfjs masked model', async () => {
+    const model = loadOnnxModel(BUNDLED_MODEL);
+    const n = 200;
+    const mnist = await openIdx({ name: 'mnist', dir: MNIST_DIR, displayPath: 'mnist' });
+    const results: Array<{ layer: number; accuracy: number; pruned: number[] }> = [];
+    for await (const e of prune({
+      engine: engines.tfjs,
+      model,
+      dataset: mnist,
+      split: 'test',
+      preprocessing: { scale: 1 / 255, mean: [MNIST_MEAN], std: [MNIST_STD], channelOrder: 'rgb', fit: 'pad' },
+      inputShape: [1, 28, 28],
+      limit: n,
+      layers: model.convLayers.map((l) => l.index),
+      criteria: ['random'],
+      randomSeeds: 1,
+      fractions: [0.5],
+    })) {
+      if (e.kind === 'result') results.push({ layer: e.result.layer, accuracy: e.result.accuracy, pruned: e.result.pruned });
+    }
+    const { images, labels } = mnistTestImages(n);
+    for (const r of results) {
+      const logits = await engines.tfjs.forward(model, images, n, { mask: new Map([[r.layer, Uint32Array.from(r.pruned)]]) });
+      assert.equal(r.accuracy, plainAccuracy(logits, labels, 10).accuracy, `layer ${r.layer}`);
+    }
+    console.log(`      ${results.map((r) => `layer ${r.layer}: ${r.accuracy.toFixed(4)}`).join(', ')}`);
+  });
+
   it('vgg11_cifar10: the first, a middle and the last conv layer (the last feeds global pooling and a dense layer)', async function () {
     needShared(this, 'models/vgg11_cifar10.onnx');
     const model = loadOnnxModel(sharedPath('models/vgg11_cifar10.onnx'));

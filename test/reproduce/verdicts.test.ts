@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import { findings, said, trainingSentence } from '../../scripts/reproduce/markdown';
 import type { Results } from '../../scripts/reproduce/run';
 import * as V from '../../scripts/reproduce/verdicts';
-import { PruneCriterion } from '../../clients/generated/introspect/v1/analysis';
+import { PruneCriterion } from '../../api/generated/introspect/v1/analysis';
 import { trainingFacts } from '../../services/models/sidecar';
 import { needShared, sharedPath } from '../support/shared';
 

@@ -5,8 +5,8 @@
 import * as assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
 import { PNG } from 'pngjs';
-import { AverageKind, type AverageSpec, type ClassAverage } from '../../clients/generated/introspect/v1/analysis';
-import { ElementType, Split } from '../../clients/generated/introspect/v1/common';
+import { AverageKind, type AverageSpec, type ClassAverage } from '../../api/generated/introspect/v1/analysis';
+import { ElementType, Split } from '../../api/generated/introspect/v1/common';
 import { BUNDLED_MODEL, collect, grpcError, startTestServer, type TestServer } from '../support/server';
 import { PLANE, counter, floats, maxAbsDiff, mnist, mnistInput, referenceLogits, softmax, tensorOf, toInput } from './support';
 

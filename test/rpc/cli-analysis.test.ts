@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { PNG } from 'pngjs';
 import { runCli } from '../../clients/cli/main';
 import type { CliIo } from '../../clients/cli/context';
-import { Split } from '../../clients/generated/introspect/v1/common';
+import { Split } from '../../api/generated/introspect/v1/common';
 import { BUNDLED_MODEL, collect, startTestServer, type TestServer } from '../support/server';
 import { floats, maxAbsDiff } from './support';
 

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import { status } from '@grpc/grpc-js';
 import { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
 import { PNG } from 'pngjs';
-import { Engine, Split } from '../../clients/generated/introspect/v1/common';
+import { Engine, Split } from '../../api/generated/introspect/v1/common';
 import { ModelProto } from '../../services/graph/generated/onnx/onnx';
 import { BUNDLED_MODEL, collect, grpcError, startTestServer, type TestServer } from '../support/server';
 import { PLANE, mnist, mnistInput } from './support';

@@ -11,9 +11,9 @@ import {
   NeuronObjective,
   type NeuronImage,
   type NeuronImagesRequest,
-} from '../../clients/generated/introspect/v1/analysis';
-import { ElementType, Engine, Split } from '../../clients/generated/introspect/v1/common';
-import type { DeepPartial } from '../../clients/generated/introspect/v1/models';
+} from '../../api/generated/introspect/v1/analysis';
+import { ElementType, Engine, Split } from '../../api/generated/introspect/v1/common';
+import type { DeepPartial } from '../../api/generated/introspect/v1/models';
 import type { Engine as EngineApi } from '../../services/engines/engine';
 import { BUNDLED_MODEL, collect, grpcError, startTestServer, type TestServer } from '../support/server';
 import { PLANE, counter, floats, maxAbs, maxAbsDiff, mnist, mnistInput, referenceLogits, tensorOf, until } from './support';

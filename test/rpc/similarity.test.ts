@@ -16,9 +16,9 @@ import {
   type SimilarityCurves,
   type SimilarityRequest,
   type SimilarityResponse,
-} from '../../clients/generated/introspect/v1/analysis';
-import { Engine, Split } from '../../clients/generated/introspect/v1/common';
-import type { DeepPartial } from '../../clients/generated/introspect/v1/models';
+} from '../../api/generated/introspect/v1/analysis';
+import { Engine, Split } from '../../api/generated/introspect/v1/common';
+import type { DeepPartial } from '../../api/generated/introspect/v1/models';
 import { needShared, sharedPath } from '../support/shared';
 import { BUNDLED_MODEL, collect, grpcError, startTestServer, type TestServer } from '../support/server';
 import { counter, floats, meanStd, plainCosine } from './support';

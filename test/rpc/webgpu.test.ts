@@ -7,8 +7,8 @@
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { PruneCriterion, SimilarityMethod, type LayerSimilarity, type PruneResponse, type SimilarityResponse } from '../../clients/generated/introspect/v1/analysis';
-import { Split } from '../../clients/generated/introspect/v1/common';
+import { PruneCriterion, SimilarityMethod, type LayerSimilarity, type PruneResponse, type SimilarityResponse } from '../../api/generated/introspect/v1/analysis';
+import { Split } from '../../api/generated/introspect/v1/common';
 import { needShared, sharedPath } from '../support/shared';
 import { collect, startTestServer, type TestServer } from '../support/server';
 

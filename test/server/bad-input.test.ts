@@ -7,9 +7,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Metadata, status } from '@grpc/grpc-js';
 import { PNG } from 'pngjs';
-import { ElementType } from '../../clients/generated/introspect/v1/common';
-import { DatasetFormat } from '../../clients/generated/introspect/v1/datasets';
-import type { ModelInfo, UploadModelRequest } from '../../clients/generated/introspect/v1/models';
+import { ElementType } from '../../api/generated/introspect/v1/common';
+import { DatasetFormat } from '../../api/generated/introspect/v1/datasets';
+import type { ModelInfo, UploadModelRequest } from '../../api/generated/introspect/v1/models';
 import { needShared, sharedPath } from '../support/shared';
 import { BUNDLED_MODEL, collect, grpcError, startTestServer, type TestServer } from '../support/server';
 

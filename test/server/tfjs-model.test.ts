@@ -10,8 +10,8 @@ import * as path from 'node:path';
 import { status } from '@grpc/grpc-js';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { ElementType, Engine } from '../../clients/generated/introspect/v1/common';
-import { ModelFormat } from '../../clients/generated/introspect/v1/models';
+import { ElementType, Engine } from '../../api/generated/introspect/v1/common';
+import { ModelFormat } from '../../api/generated/introspect/v1/models';
 import { grpcError, startTestServer, type TestServer } from '../support/server';
 
 /** A small conv net with fixed weights (a plain LCG), input 8×8×3, 4 classes. */

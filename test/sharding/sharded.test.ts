@@ -12,9 +12,9 @@ import {
   type PruneResponse,
   type SimilarityRequest,
   type SimilarityResponse,
-} from '../../clients/generated/introspect/v1/analysis';
-import { Split } from '../../clients/generated/introspect/v1/common';
-import type { DeepPartial } from '../../clients/generated/introspect/v1/models';
+} from '../../api/generated/introspect/v1/analysis';
+import { Split } from '../../api/generated/introspect/v1/common';
+import type { DeepPartial } from '../../api/generated/introspect/v1/models';
 import { ShardedClient, ShardedJobError, type RetryEvent } from '../../clients/sharded';
 import { BUNDLED_MODEL, collect, startTestServer, type TestServer } from '../support/server';
 

@@ -3,7 +3,8 @@ import * as assert from 'node:assert/strict';
 import { TopK } from '../../services/analysis/examples';
 import { inOrder } from '../../services/analysis/neuron-images';
 import { cascadeOrder, heNormal, reinitialise, seededUniform, upstreamNodes } from '../../services/analysis/sanity';
-import { buildCurves, LayerAccumulator } from '../../services/analysis/similarity';
+import { buildCurves } from '../../api/curves';
+import { LayerAccumulator } from '../../services/analysis/similarity';
 import { BUNDLED_MODEL, loadOnnxModel, plainMeanStd } from './support';
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -8,12 +8,14 @@ import {
   NeuronObjective,
   SimilarityMethod,
   SimilarityMetric,
+  SmoothGradForm,
   type Attribution,
+  type AttributionWrapper,
   type AverageSpec,
   type LayerSelection,
   type SimilarityRequest,
-} from '../../generated/introspect/v1/analysis';
-import { Engine } from '../../generated/introspect/v1/common';
+} from '../../../api/generated/introspect/v1/analysis';
+import { Engine } from '../../../api/generated/introspect/v1/common';
 import { UsageError, numberListFlag, type FlagSpec, type FlagValue, type ParsedArgs } from '../args';
 import { bool, num, str } from '../command';
 import { SPLIT_FLAG, splitFlag } from '../split';
@@ -92,7 +94,40 @@ export function attributionSpec(args: ParsedArgs): Attribution {
     method,
     objective: o === 'abs' ? NeuronObjective.NEURON_OBJECTIVE_ABS_SUM : NeuronObjective.NEURON_OBJECTIVE_RELU_SUM,
     igSteps: count(args, 'ig-steps'),
+    wrappers: [],
   };
+}
+
+/** Wrappers over the attribution method (the neurons command): input × gradient, then SmoothGrad outermost. */
+export const WRAPPER_FLAGS: Record<string, FlagSpec> = {
+  'input-x-gradient': { type: 'boolean', help: 'multiply the attribution by the input (input × gradient with --attribution gradient)' },
+  smoothgrad: { type: 'number', arg: 'N', help: 'SmoothGrad over the method: mean over N noisy copies of the input (default off)' },
+  noise: { type: 'number', arg: 'X', help: 'SmoothGrad: noise σ as a fraction of the input range max − min (default 0.15)' },
+  seed: { type: 'number', arg: 'S', help: 'SmoothGrad: seed of the noise (default 0)' },
+  'smoothgrad-form': { type: 'string', arg: 'FORM', help: 'SmoothGrad: mean (default), squared (SmoothGrad²) or variance (VarGrad)' },
+};
+
+const SMOOTHGRAD_FORMS: Record<string, SmoothGradForm> = {
+  mean: SmoothGradForm.SMOOTH_GRAD_FORM_MEAN,
+  squared: SmoothGradForm.SMOOTH_GRAD_FORM_SQUARED,
+  variance: SmoothGradForm.SMOOTH_GRAD_FORM_VARIANCE,
+};
+
+export function wrapperSpecs(args: ParsedArgs): AttributionWrapper[] {
+  const wrappers: AttributionWrapper[] = [];
+  if (bool(args, 'input-x-gradient')) wrappers.push({ wrapper: { $case: 'inputXGradient', value: {} } });
+  const samples = count(args, 'smoothgrad');
+  if (samples === 0) {
+    for (const f of ['noise', 'seed', 'smoothgrad-form']) if (args.flags[f] !== undefined) throw new UsageError(`--${f} needs --smoothgrad N`);
+    return wrappers;
+  }
+  const noiseLevel = num(args, 'noise') ?? 0;
+  if (!(noiseLevel >= 0)) throw new UsageError(`--noise must be a number > 0, got ${noiseLevel}`);
+  const f = str(args, 'smoothgrad-form') ?? 'mean';
+  const form = SMOOTHGRAD_FORMS[f];
+  if (form === undefined) throw new UsageError(`--smoothgrad-form must be one of ${Object.keys(SMOOTHGRAD_FORMS).join(', ')}, not '${f}'`);
+  wrappers.push({ wrapper: { $case: 'smoothgrad', value: { samples, noiseLevel, seed: count(args, 'seed'), form } } });
+  return wrappers;
 }
 
 export const SIMILARITY_FLAGS: Record<string, FlagSpec> = {

@@ -1,8 +1,8 @@
 /** `introspect predict|evaluate|averages|confidence`. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AverageKind, ConfidenceMatrixResponse } from '../../generated/introspect/v1/analysis';
-import { EvaluateResponse, PredictResponse } from '../../generated/introspect/v1/models';
+import { AverageKind, ConfidenceMatrixResponse } from '../../../api/generated/introspect/v1/analysis';
+import { EvaluateResponse, PredictResponse } from '../../../api/generated/introspect/v1/models';
 import { UsageError, type ParsedArgs } from '../args';
 import { num, str, type Command } from '../command';
 import { percent, safeName, table } from '../format';

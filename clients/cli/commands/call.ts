@@ -1,7 +1,7 @@
 /** `introspect call <Service>.<Method> [json|-]`: any RPC, JSON in, one JSON object per message out. */
 import { UsageError } from '../args';
 import type { Command } from '../command';
-import { apiMethods, findMethod } from '../../methods';
+import { apiMethods, findMethod } from '../../../api/methods';
 
 /** A JSON value, a JSON array (client streams), or newline-delimited JSON objects. */
 export function parseRequests(text: string, clientStream: boolean): unknown[] {

@@ -1,7 +1,7 @@
 /** `introspect datasets register|list|info|samples|unregister`. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Split } from '../../generated/introspect/v1/common';
+import { Split } from '../../../api/generated/introspect/v1/common';
 import {
   DatasetFormat,
   DatasetInfo,
@@ -9,7 +9,7 @@ import {
   Sample,
   UnregisterDatasetResponse,
   datasetFormatToJSON,
-} from '../../generated/introspect/v1/datasets';
+} from '../../../api/generated/introspect/v1/datasets';
 import { UsageError, listFlag, numberListFlag, type ParsedArgs } from '../args';
 import { num, str, type Command } from '../command';
 import type { CliContext } from '../context';

@@ -1,7 +1,7 @@
 /** `introspect examples`: the data set images that activate each channel of a conv layer most. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { DatasetExample } from '../../generated/introspect/v1/analysis';
+import type { DatasetExample } from '../../../api/generated/introspect/v1/analysis';
 import { decodePixels, gridPng } from '../../../services/images/png';
 import { UsageError } from '../args';
 import { num, str, type Command } from '../command';

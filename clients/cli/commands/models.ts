@@ -1,6 +1,6 @@
 /** `introspect models load|upload|list|info|unload`. */
 import * as fs from 'node:fs';
-import { engineToJSON } from '../../generated/introspect/v1/common';
+import { engineToJSON } from '../../../api/generated/introspect/v1/common';
 import {
   ChannelOrder,
   Fit,
@@ -11,7 +11,7 @@ import {
   fitToJSON,
   modelFormatToJSON,
   type Preprocessing,
-} from '../../generated/introspect/v1/models';
+} from '../../../api/generated/introspect/v1/models';
 import { UsageError, listFlag, numberListFlag, type FlagSpec, type ParsedArgs } from '../args';
 import { str, num, type Command } from '../command';
 import type { CliContext } from '../context';

@@ -1,7 +1,7 @@
 /** `introspect neurons`: attribution images of conv channels (and class logits), one PNG grid per layer. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { InputSpec, NeuronImage } from '../../generated/introspect/v1/analysis';
+import type { InputSpec, NeuronImage } from '../../../api/generated/introspect/v1/analysis';
 import { decodePixels, gridPng } from '../../../services/images/png';
 import { UsageError, type ParsedArgs } from '../args';
 import { num, str, type Command } from '../command';
@@ -10,12 +10,14 @@ import {
   ATTRIBUTION_FLAGS,
   AVERAGE_FLAGS,
   ENGINE_FLAG,
+  WRAPPER_FLAGS,
   attributionSpec,
   averageSpec,
   count,
   engineFlag,
   indexList,
   layerSelections,
+  wrapperSpecs,
 } from './analysis-flags';
 import { DEFAULT_SPLIT, splitFlag } from '../split';
 
@@ -73,6 +75,7 @@ export const neuronsCommand: Command = {
       classes: { type: 'string', arg: 'I,J,..', help: 'also the images of these class logits' },
       cols: { type: 'number', arg: 'N', help: `grid columns (default ${DEFAULT_COLUMNS})` },
       ...ATTRIBUTION_FLAGS,
+      ...WRAPPER_FLAGS,
       ...AVERAGE_FLAGS,
       ...ENGINE_FLAG,
     },
@@ -90,7 +93,7 @@ export const neuronsCommand: Command = {
       input: spec,
       layers: layerSelections(args.flags.layer),
       classes: indexList(args, 'classes'),
-      attribution: attributionSpec(args),
+      attribution: { ...attributionSpec(args), wrappers: wrapperSpecs(args) },
       engine: engineFlag(str(args, 'engine')),
       png: true,
       omitTensor: true,
@@ -121,9 +124,14 @@ export const neuronsCommand: Command = {
       if (ctx.json) ctx.printJson(entry);
     }
     const attribution = str(args, 'attribution') ?? 'gbp';
+    const wrappers = request.attribution.wrappers.map((w) =>
+      w.wrapper?.$case === 'smoothgrad'
+        ? { smoothgrad: { samples: w.wrapper.value.samples, noise: num(args, 'noise') ?? 'default', seed: w.wrapper.value.seed, form: str(args, 'smoothgrad-form') ?? 'mean' } }
+        : { inputXGradient: true },
+    );
     await fs.promises.writeFile(
       path.join(out, 'neurons.json'),
-      JSON.stringify({ model, input: describe, attribution, objective: str(args, 'objective') ?? 'abs', images: received, grids: index }, null, 1) + '\n',
+      JSON.stringify({ model, input: describe, attribution, objective: str(args, 'objective') ?? 'abs', wrappers, images: received, grids: index }, null, 1) + '\n',
     );
     if (!ctx.json) {
       ctx.print(

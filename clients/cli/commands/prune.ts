@@ -1,5 +1,5 @@
 /** `introspect prune` and `introspect probes`: validation by pruning and per-layer linear probes (SPEC §4). */
-import { PruneCriterion, type SimilarityRequest } from '../../generated/introspect/v1/analysis';
+import { PruneCriterion, type SimilarityRequest } from '../../../api/generated/introspect/v1/analysis';
 import { UsageError, listFlag, numberListFlag, type ParsedArgs } from '../args';
 import { num, str, type Command } from '../command';
 import type { CliContext } from '../context';

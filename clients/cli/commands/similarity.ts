@@ -1,7 +1,7 @@
 /** `introspect similarity` and `introspect sanity`: similarity values, their curves, and the sanity check. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { LayerSimilarity, SimilarityCurves } from '../../generated/introspect/v1/analysis';
+import type { LayerSimilarity, SimilarityCurves } from '../../../api/generated/introspect/v1/analysis';
 import { curvesEntry, fixed, layerEntry } from '../../report/entries';
 import { SERVERS_FLAGS, shardedClientFor } from '../../sharded-cli';
 import { UsageError, type ParsedArgs } from '../args';

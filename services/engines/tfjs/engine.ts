@@ -33,7 +33,7 @@ import { activate, selectBackend, type TfjsBackendChoice, type TfjsBackendName }
 import { buildAttribution } from '../../graph/backward';
 import { attributionGraph } from '../attribution-graph';
 import { runForward } from './forward';
-import { fromNchw } from './layout';
+import { fromNchw, isMap, toNchw } from './layout';
 import { PreparedModel } from './prepared';
 import { ProgramCache } from './program-cache';
 import { defaultPasses, passSet, type PassSet } from '../../graph/passes';
@@ -122,7 +122,10 @@ export class TfjsEngine implements Engine {
         await this.eachChunk(n, forwardRowBytes(g), opts?.signal, async (c) => {
           const x = fromNchw(this.rows(model, input, c), c.end - c.start, g.input.shape);
           const values = disposingAfter(x, () => runForward(pm, x, { keep: new Set([g.output]), masks: maskTensors }));
-          out.set(await readAndDispose(values.get(g.output)!), c.start * model.classes);
+          // An output that is a feature map (a split model's prefix) is held channels-last; callers read NCHW.
+          const y = values.get(g.output)!;
+          const outShape = g.shapes.get(g.output) ?? [];
+          out.set(await readAndDispose(isMap(outShape) ? disposingAfter(y, () => toNchw(y, outShape)) : y), c.start * model.classes);
         });
       } finally {
         maskTensors.forEach((t) => t.dispose());

@@ -1,14 +1,14 @@
 /**
  * Runs a tensor graph (services/graph/tensor-graph.ts) with tfjs ops: the tfjs engine's executor for the
  * graphs the graph builders produce (the same attribution graph onnxruntime runs as ONNX). Op semantics
- * are ONNX's (./tensor-ops.ts). A program converts the graph's initializers to tensors once (and the
+ * are ONNX's (./onnx-ops.ts). A program converts the graph's initializers to tensors once (and the
  * weight layouts its ops derive from them, e.g. NHWC conv filters), and frees every intermediate value after
  * its last reader. An op type the interpreter does not know fails when the program is made, naming it.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { invalidArgument, unimplemented } from '../../errors';
 import { initializerBytes, type TensorGraph } from '../../graph/tensor-graph';
-import { OPS, type OpContext } from './tensor-ops';
+import { OPS, type OpContext } from './onnx-ops';
 
 export class TensorProgram {
   private readonly consts = new Map<string, tf.Tensor>();
