@@ -2,7 +2,10 @@
  * Guided backprop speed of the attribution graphs (services/graph/backward.ts) on onnxruntime CPU:
  * every conv channel of a model for one image, one session per layer, 1 intra-op thread.
  *
- *   node dist/bench/graph-gbp.js [model=vgg11_cifar10] [chunk=all|N] [form=auto|conv_transpose|flipped_conv|dense|packed]
+ *   node dist/bench/graph-gbp.js [model=vgg11_cifar10] [chunk=all|N] [passes=all|none|<name>,<name>...]
+ *
+ * `passes` picks the device passes of the graphs (services/graph/passes): all (onnxruntime CPU's default),
+ * none (the plain graph), or a comma-separated list of pass names.
  *
  * Prints per-layer and total seconds (session creation reported apart), and the time of one batched run
  * of 64 channels of layer 4 (DESIGN.md quotes ~109 ms for that on this class of machine). Both wall
@@ -13,7 +16,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { importOnnx } from '../services/graph/onnx-import';
-import { exportAttribution, ConvBackwardForm } from '../services/graph/backward';
+import { exportAttribution } from '../services/graph/backward';
+import { ALL_PASSES, NO_PASSES, passKey, passSet } from '../services/graph/passes';
 import { convLayers } from '../services/graph/layers';
 
 const SHARED = path.resolve(process.env.INTROSPECT_SHARED ?? path.join(process.cwd(), '..', 'shared'));
@@ -21,7 +25,9 @@ const SHARED = path.resolve(process.env.INTROSPECT_SHARED ?? path.join(process.c
 async function main(): Promise<void> {
   const model = process.argv[2] ?? 'vgg11_cifar10';
   const chunkArg = process.argv[3] ?? 'all';
-  const form = (process.argv[4] ?? 'auto') as ConvBackwardForm;
+  const passArg = process.argv[4] ?? 'all';
+  const passes = passArg === 'all' ? ALL_PASSES : passArg === 'none' ? NO_PASSES : passSet(passArg.split(','));
+  const form = passKey(passes);
   const g = importOnnx(fs.readFileSync(path.join(SHARED, 'models', `${model}.onnx`)));
   const [c, h, w] = g.input.shape;
   const x = Float32Array.from({ length: c * h * w }, (_, i) => Math.sin(i * 0.37) * 0.5 + 0.5);
@@ -32,7 +38,7 @@ async function main(): Promise<void> {
   let channelsDone = 0;
   for (const layer of convLayers(g)) {
     const t0 = performance.now();
-    const s = await ort.InferenceSession.create(exportAttribution(g, { target: 'conv', layer: layer.index, objective: 'abs_sum' }, 'guided', { convBackward: form }), opts);
+    const s = await ort.InferenceSession.create(exportAttribution(g, { target: 'conv', layer: layer.index, objective: 'abs_sum' }, 'guided', { passes }), opts);
     const t1 = performance.now();
     setup += t1 - t0;
     const k = layer.channels;

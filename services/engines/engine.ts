@@ -50,6 +50,20 @@ export interface LayerActivations {
 export type ReluRule = 'gradient' | 'guided' | 'deconv';
 export type NeuronObjective = 'abs_sum' | 'relu_sum';
 
+/**
+ * Where a backward pass stops instead of the input: conv layer `layer`'s output z_k (`at: 'conv'`) or its
+ * activation A_k (`at: 'activation'`, the default; Grad-CAM's d(logit_c)/d(A_k)).
+ */
+export interface LayerPoint {
+  layer: number;
+  at?: 'conv' | 'activation';
+}
+
+export interface AttributeOptions extends RunOptions {
+  /** Differentiate with respect to this layer's output: rows are [C_k, H_k, W_k] instead of input images. */
+  wrt?: LayerPoint;
+}
+
 /** What the backward pass starts from; one batch row per neuron. */
 export type AttributionTarget =
   | { kind: 'conv'; layer: number; channels: number[]; objective: NeuronObjective }
@@ -70,14 +84,15 @@ export interface Engine {
   ): Promise<LayerActivations[]>;
   /**
    * Attribution images [B, C, H, W] for one input image [C, H, W] (forward once, batched backward):
-   * row b is d(objective of target b)/d(input) under the ReLU rule.
+   * row b is d(objective of target b)/d(input) under the ReLU rule. With `opts.wrt`, row b is the derivative
+   * with respect to that layer's output instead, [B, C_k, H_k, W_k].
    */
   attribute(
     model: EngineModel,
     input: Float32Array,
     target: AttributionTarget,
     rule: ReluRule,
-    opts?: RunOptions,
+    opts?: AttributeOptions,
   ): Promise<Float32Array>;
   /** Frees whatever the engine holds for a model (sessions, tensors). */
   release(modelId: string): Promise<void>;

@@ -1,11 +1,13 @@
 /**
- * Batched attribution graphs: one tensor graph (ONNX operator semantics; ./tensor-graph.ts) that runs the forward pass once for one image and
- * then a backward pass for B objectives at once (SPEC §2).
+ * Batched attribution graphs: one tensor graph (ONNX operator semantics; ./tensor-graph.ts) that runs the
+ * forward pass once for one image and then a backward pass for B objectives at once (SPEC §2). The
+ * onnxruntime engine runs its ONNX encoding; the tfjs engine interprets it.
  *
  *   inputs  `input`  float [1, C, H, W]   the image, in the model's input space
  *           `select` float [B, K]         row b weights the K per-channel objectives (normally one-hot);
  *                                         K = channels of conv layer `layer`, or the number of classes
  *   output  `attribution` float [B, C, H, W] = d(sum_k select[b,k] * objective_k) / d(input)
+ *           (with `wrt`: [B, C_k, H_k, W_k], the same derivative with respect to conv layer k's output)
  *
  * Objectives: conv channel k of z_j: abs_sum = sum |z_j[k]| (seed sign(z_j[k])), relu_sum =
  * sum relu(z_j[k]) (seed z_j[k] > 0); logit: the seed is the select row on the logits.
@@ -15,18 +17,28 @@
  *
  * Each backward pass is linear in the seed, so the forward values (masks, pool arg-maxes) are computed
  * once at batch 1 and broadcast over the B rows.
+ *
+ * The graph is plain (ConvTranspose conv backward, ScatterElements max-pool backward, a dense seed map) except
+ * where a device pass in `passes` (./passes) applies; the default is every pass (onnxruntime on CPU).
  */
 import type { IrGraph, IrNode, PoolOp, Shape } from './ir';
 import { OnnxBuilder } from './onnx-builder';
 import { encodeOnnx } from './onnx-encode';
 import type { TensorGraph } from './tensor-graph';
 import { ForwardEmitter, poolAttrs } from './ir-to-onnx';
-import { convLayers } from './layers';
+import { activationValue, convLayers } from './layers';
 import { ancestors } from './ir-util';
 import { shapeSize } from './ir-shapes';
-import { DENSE_MAX_ENTRIES, denseEntries, denseIsCheaper } from './conv-as-dense';
 import { invalidArgument, unimplemented } from '../errors';
 import { opDef } from './ops';
+import type { BackwardContext } from './passes/context';
+import { ALL_PASSES, type PassSet } from './passes';
+import { convAsDenseApplies, denseConvBackward } from './passes/conv-as-dense';
+import { flippedConvApplies, flippedConvBackward } from './passes/flipped-conv';
+import { PackedLayout, packedConvApplies } from './passes/packed-conv';
+import { isTilingPool, tilingPoolBackward } from './passes/pool-resize';
+import { poolConvBackward, poolConvFusedApplies } from './passes/pool-conv-fused';
+import { seedThroughConv, seedThroughConvApplies } from './passes/seed-through-conv';
 
 export type AttributionSpec =
   | { target: 'conv'; layer: number; objective: 'abs_sum' | 'relu_sum' }
@@ -36,30 +48,35 @@ export type { AttributionRule } from './ops/op';
 import type { AttributionRule } from './ops/op';
 
 /**
- * How a convolution's input gradient is computed (all exact; speed differs by shape and engine):
- * - conv_transpose: ConvTranspose with the conv's own weights;
- * - flipped_conv: Conv with transposed, flipped weights (stride-1 convs; others use ConvTranspose);
- * - dense: one MatMul with the conv unrolled to a [Cout*Ho*Wo, Cin*H*W] matrix (up to 16M entries;
- *   larger ones use auto's choice);
- * - packed: flipped_conv over the batch laid side by side as one wide image (stride-1 convs that keep the
- *   map size; others as flipped_conv);
- * - auto (default): dense where it needs no more multiply-adds than the conv (tiny feature maps, e.g.
- *   VGG's 2x2 layers), packed on maps up to 4 wide (VGG's 4x4 layers) with 8 or more input channels,
- *   ConvTranspose for strided convs and for fewer than 8 input channels, flipped_conv otherwise. Chosen from
- *   measurements on ORT CPU with one thread (bench/graph-gbp.ts).
+ * A point of the network a backward can stop at: conv layer k's output z_k (`at: 'conv'`, after a folded
+ * batch-norm, before the activation) or its activation A_k (`at: 'activation'`, the default: the feature maps
+ * class-activation-map methods weight; z_k when the layer has no activation).
  */
-export type ConvBackwardForm = 'auto' | 'conv_transpose' | 'flipped_conv' | 'dense' | 'packed';
+export interface LayerPoint {
+  layer: number;
+  at?: 'conv' | 'activation';
+}
 
 export interface AttributionExportOptions {
-  convBackward?: ConvBackwardForm;
+  /** Device passes to use (default: all of them). */
+  passes?: PassSet;
+  /** Differentiate with respect to this layer's output instead of the input. */
+  wrt?: LayerPoint;
 }
 
 const BACKWARD_OPSET = 16; // ScatterElements with reduction
-/**
- * `auto` packs a batch side by side (packedConv) for convs on maps at most this wide. VGG11 on ORT CPU, one
- * thread, 64 rows a run: the 4×4 layers' backward 10–15% faster; packing the 8×8 layers too lost.
- */
-const PACKED_MAX_WIDTH = 4;
+
+/** The IR value of a layer point, validated. */
+export function layerPointValue(g: IrGraph, p: LayerPoint): string {
+  const layers = convLayers(g);
+  if (!Number.isInteger(p.layer) || p.layer < 0 || p.layer >= layers.length) {
+    throw invalidArgument(`wrt: conv layer ${p.layer} does not exist (the model has ${layers.length} conv layers)`);
+  }
+  const at = p.at ?? 'activation';
+  if (at !== 'conv' && at !== 'activation') throw invalidArgument(`wrt: unknown layer point '${String(at)}' (conv or activation)`);
+  const l = layers[p.layer];
+  return at === 'conv' ? l.output : activationValue(g, l);
+}
 
 /** The attribution graph as ONNX bytes (what the onnxruntime engine runs). */
 export function exportAttribution(
@@ -97,17 +114,8 @@ export function buildAttribution(
   } else {
     throw invalidArgument(`unknown attribution target '${String((spec as { target: unknown }).target)}'`);
   }
-  return new AttributionBuilder(g, rule, opts.convBackward ?? 'auto').build(target, seedKind);
-}
-
-/** A gradient laid out [C, H, B, W+gap]: the batch side by side along the width (packedConv). */
-interface Packed {
-  c: number;
-  h: number;
-  w: number;
-  gap: number;
-  /** Whether the gap columns may hold non-zeros. */
-  dirty: boolean;
+  const source = opts.wrt ? layerPointValue(g, opts.wrt) : g.input.name;
+  return new AttributionBuilder(g, rule, opts.passes ?? ALL_PASSES).build(target, seedKind, source);
 }
 
 class AttributionBuilder {
@@ -115,28 +123,45 @@ class AttributionBuilder {
   private readonly fwd = new Map<string, string>();
   /** Forward arg-max one-hots / indices of pooling nodes, by node name. */
   private readonly poolIndices = new Map<string, string>();
-  /** Gradients held in the packed layout (see packedConv), and their batch-layout copies once made. */
-  private readonly packed = new Map<string, Packed>();
-  private readonly unpacked = new Map<string, string>();
+  /** Gradients in packed-conv's layout (when that pass is on). */
+  private readonly packed: PackedLayout | undefined;
   private readonly em: ForwardEmitter;
   private readonly input: string;
+  private readonly ctx: BackwardContext;
 
   constructor(
     private readonly g: IrGraph,
     private readonly rule: AttributionRule,
-    private readonly convForm: ConvBackwardForm,
+    private readonly passes: PassSet,
   ) {
     this.input = this.b.input('input', [1, ...g.input.shape]);
-    this.em = new ForwardEmitter(this.b, g, this.input);
+    this.em = new ForwardEmitter(this.b, g, this.input, passes);
+    this.packed = passes.has('packed-conv') ? new PackedLayout(this.b) : undefined;
+    this.ctx = {
+      b: this.b,
+      em: this.em,
+      rule,
+      shape: (v) => this.shape(v),
+      fwd: (v) => this.fwd.get(v) as string,
+      positive: (x) => this.positive(x),
+      argMaxOneHot: (n) => this.argMaxOneHot(n),
+      batch: (v) => this.batch(v),
+    };
   }
 
   private shape(v: string): Shape {
     return this.g.shapes.get(v) as Shape;
   }
 
-  build(target: string, seedKind: 'abs_sum' | 'relu_sum' | 'logit'): TensorGraph {
+  private batch(v: string): string {
+    return this.packed ? this.packed.batch(v) : v;
+  }
+
+  /** Builds the graph of d(objectives at `target`)/d(`source`) (the input, or a layer point). */
+  build(target: string, seedKind: 'abs_sum' | 'relu_sum' | 'logit', source: string): TensorGraph {
     const b = this.b;
     const g = this.g;
+    const passes = this.passes;
     const select = b.input('select', ['B', seedKind === 'logit' ? shapeSize(this.shape(target)) : this.shape(target)[0]]);
     b.reserve('attribution');
     const nodes = ancestors(g, target);
@@ -146,9 +171,11 @@ class AttributionBuilder {
     for (const n of nodes) this.fwd.set(n.output, this.forwardNode(n));
 
     // which values carry gradient
-    const live = new Set<string>([g.input.name]);
+    const live = new Set<string>([source]);
     for (const n of nodes) if (n.inputs.some((v) => live.has(v))) live.add(n.output);
-    if (!live.has(target)) throw invalidArgument('the attribution target does not depend on the input');
+    if (!live.has(target)) {
+      throw invalidArgument(source === g.input.name ? 'the attribution target does not depend on the input' : 'the attribution target does not depend on the wrt layer (it must come before the target)');
+    }
 
     // backward
     const producers = new Map(nodes.map((n) => [n.output, n]));
@@ -159,6 +186,9 @@ class AttributionBuilder {
     const add = (v: string, gx: string): void => {
       if (live.has(v)) grads.set(v, [...(grads.get(v) ?? []), gx]);
     };
+    // a node may be folded into the backward of its reader when its output is not the target or the source
+    const foldable = (n: IrNode | undefined): n is IrNode =>
+      !!n && uses.get(n.output) === 1 && n.output !== target && n.output !== source && live.has(n.inputs[0]);
 
     // seed
     const tShape = this.shape(target);
@@ -168,11 +198,9 @@ class AttributionBuilder {
     } else {
       const z = this.fwd.get(target) as string;
       const s = seedKind === 'abs_sum' ? b.node('Sign', [z]) : this.positive(z);
-      if (targetConv && this.seedThroughConvOk(targetConv)) {
-        // The seed rows are select-weighted channels of one map: through the target's own conv as a
-        // per-channel product computed once, then one [B, C] x [C, Cin*H*W] MatMul (seedThroughConv).
+      if (passes.has('seed-through-conv') && targetConv?.op.op === 'conv' && target !== source && live.has(targetConv.inputs[0]) && seedThroughConvApplies(targetConv.op)) {
         done.add(targetConv);
-        add(targetConv.inputs[0], this.seedThroughConv(targetConv, s, select));
+        add(targetConv.inputs[0], seedThroughConv(this.ctx, targetConv, s, select));
       } else {
         const axes = tShape.slice(1).map((_, i) => i + 2);
         const sel = axes.length ? b.node('Unsqueeze', [select, b.ints('axes', axes)]) : select;
@@ -182,73 +210,33 @@ class AttributionBuilder {
     for (let i = nodes.length - 1; i >= 0; i--) {
       const n = nodes[i];
       const parts = grads.get(n.output);
-      if (done.has(n) || !parts || !live.has(n.output)) continue;
+      if (n.output === source || done.has(n) || !parts || !live.has(n.output)) continue;
       const gy = parts.length === 1 ? parts[0] : b.node('Sum', parts.map((p) => this.batch(p)));
-      if (n.op.op === 'max_pool' && this.tilingPool(n)) {
-        // a ReLU whose only consumer is this pool is folded into the pool's routing mask
+      if (n.op.op === 'max_pool' && isTilingPool(this.ctx, n) && (passes.has('pool-resize') || passes.has('pool-conv-fused'))) {
+        // a ReLU whose only reader is this pool is folded into the pool's routing mask
         const r = producers.get(n.inputs[0]);
-        const relu = r && r.op.op === 'relu' && uses.get(r.output) === 1 && r.output !== target ? r : undefined;
-        if (relu) done.add(relu);
+        const relu = r && r.op.op === 'relu' && foldable(r) ? r : undefined;
         const conv = relu ? producers.get(relu.inputs[0]) : undefined;
-        if (relu && conv && uses.get(conv.output) === 1 && conv.output !== target && this.poolConvFusable(n, conv)) {
+        if (relu && passes.has('pool-conv-fused') && foldable(conv) && poolConvFusedApplies(this.ctx, n, conv)) {
+          done.add(relu);
           done.add(conv);
-          add(conv.inputs[0], this.poolConvBackward(n, this.batch(gy), relu, conv));
+          add(conv.inputs[0], poolConvBackward(this.ctx, n, this.batch(gy), relu, conv));
           continue;
         }
-        add(relu ? relu.inputs[0] : n.inputs[0], this.tilingPoolBackward(n, gy, relu));
-        continue;
+        if (passes.has('pool-resize')) {
+          if (relu) done.add(relu);
+          add(relu ? relu.inputs[0] : n.inputs[0], tilingPoolBackward(this.ctx, n, gy, relu, this.packed));
+          continue;
+        }
       }
       const packedOk = n.op.op === 'conv' || n.op.op === 'relu';
       this.backwardNode(n, packedOk ? gy : this.batch(gy), (k, gx) => add(n.inputs[k], gx));
     }
-    const parts = grads.get(g.input.name);
+    const parts = grads.get(source);
     if (!parts) throw invalidArgument('no gradient reaches the input');
     b.node(parts.length === 1 ? 'Identity' : 'Sum', parts.map((p) => this.batch(p)), {}, 'attribution');
-    b.output('attribution', ['B', ...g.input.shape]);
+    b.output('attribution', ['B', ...this.shape(source)]);
     return b.graph(BACKWARD_OPSET);
-  }
-
-  /** Whether seedThroughConv applies: a stride-1, undilated, ungrouped conv with padding under the kernel size. */
-  private seedThroughConvOk(n: IrNode): boolean {
-    const op = n.op;
-    if (op.op !== 'conv' || op.group !== 1) return false;
-    const [kh, kw] = op.kernel;
-    return (
-      op.strides.every((s) => s === 1) &&
-      op.dilations.every((d) => d === 1) &&
-      op.pads[0] < kh && op.pads[2] < kh && op.pads[1] < kw && op.pads[3] < kw
-    );
-  }
-
-  /**
-   * The gradient at the input of the target's conv for seed rows select[b, c] * s[c, y, x] (s: the sign
-   * or positive part of z, one [1, C, Ho, Wo] map). Row b is sum_c select[b, c] * M[c], where M[c] =
-   * W[c] correlated with s[c] (a [Cin, H, W] image): M is one batched MatMul, W [C, Cin, kh*kw] x the
-   * kh*kw shifted copies of s [C, kh*kw, H*W], computed once per run instead of a dense backward conv on
-   * B rows that are zero outside one channel each (3-6x less time for that step on ORT CPU, 64 rows).
-   */
-  private seedThroughConv(n: IrNode, s: string, select: string): string {
-    const b = this.b;
-    const op = n.op;
-    if (op.op !== 'conv') throw new Error('not a conv');
-    const [cin, h, w] = this.shape(n.inputs[0]);
-    const [c, ho, wo] = this.shape(n.output);
-    const [kh, kw] = op.kernel;
-    const [pt, pl] = op.pads;
-    // P[u, v] = s[u - (kh-1), v - (kw-1)] (zero outside); tap (a, e) reads s[y + pt - a, x + pl - e].
-    const padded = b.node('Pad', [b.node('Reshape', [s, b.ints('shape', [c, 1, ho, wo])]), b.ints('pads', [0, 0, kh - 1, kw - 1, 0, 0, kh - 1, kw - 1])]);
-    const taps: string[] = [];
-    for (let a = 0; a < kh; a++) {
-      for (let e = 0; e < kw; e++) {
-        const r0 = pt - a + kh - 1;
-        const c0 = pl - e + kw - 1;
-        taps.push(b.node('Slice', [padded, b.ints('starts', [r0, c0]), b.ints('ends', [r0 + h, c0 + w]), b.ints('axes', [2, 3])]));
-      }
-    }
-    const shifted = b.node('Reshape', [b.node('Concat', taps, { axis: { i: 1 } }), b.ints('shape', [c, kh * kw, h * w])]);
-    const weight = this.em.init(op.weight, [c, cin, kh * kw]);
-    const m = b.node('Reshape', [b.node('MatMul', [weight, shifted]), b.ints('shape', [c, cin * h * w])]);
-    return b.node('Reshape', [b.node('MatMul', [select, m]), b.ints('shape', [-1, cin, h, w])]);
   }
 
   private positive(x: string): string {
@@ -283,7 +271,7 @@ class AttributionBuilder {
 
   /**
    * Emits the input gradients of node `n` given its output gradient `gy` ([B, ...out]): conv and pooling
-   * here (their device-specific forms), a ReLU on a packed gradient here, every other op by its module's rule.
+   * here (their device passes), a ReLU on a packed gradient here, every other op by its module's rule.
    */
   private backwardNode(n: IrNode, gy: string, give: (input: number, gx: string) => void): void {
     const b = this.b;
@@ -295,11 +283,11 @@ class AttributionBuilder {
       case 'conv':
         return give(0, this.convBackward(n, gy));
       case 'relu': {
-        const p = this.packed.get(gy);
-        if (!p) break;
-        if (this.rule === 'deconv') return give(0, this.keepPacked(b.node('Relu', [gy]), p));
+        const p = this.packed?.of(gy);
+        if (!this.packed || !p) break;
+        if (this.rule === 'deconv') return give(0, this.packed.keep(b.node('Relu', [gy]), p));
         const g = this.rule === 'gradient' ? gy : b.node('Relu', [gy]);
-        return give(0, this.keepPacked(b.node('Mul', [g, this.packedMask(this.positive(x), p)]), { ...p, dirty: false }));
+        return give(0, this.packed.keep(b.node('Mul', [g, this.packed.mask(this.positive(x), p)]), { ...p, dirty: false }));
       }
       case 'max_pool':
       case 'global_max_pool':
@@ -330,124 +318,18 @@ class AttributionBuilder {
     });
   }
 
+  /** A conv's input gradient: the first pass that applies (conv-as-dense, packed-conv, flipped-conv), else ConvTranspose. */
   private convBackward(n: IrNode, gy: string): string {
-    const b = this.b;
     const op = n.op;
     if (op.op !== 'conv') throw new Error('not a conv');
     const inShape = this.shape(n.inputs[0]);
     const outShape = this.shape(n.output);
-    const [cin, h, w] = inShape;
-    const [cout, ho, wo] = outShape;
-    const [kh, kw] = op.kernel;
-    const form = this.convForm;
-    const [dh, dw] = op.dilations;
-    const [pt, pl, pb, pr] = op.pads;
-    const strideOne = op.strides[0] === 1 && op.strides[1] === 1;
-    const fp = [dh * (kh - 1) - pt, dw * (kw - 1) - pl, dh * (kh - 1) - pb, dw * (kw - 1) - pr];
-    const same = h === ho && w === wo;
-    const denseOk = denseEntries(inShape, outShape) <= DENSE_MAX_ENTRIES;
-    if (denseOk && (form === 'dense' || (form === 'auto' && denseIsCheaper(op, inShape)))) {
-      const flat = b.node('Reshape', [this.batch(gy), b.ints('shape', [-1, cout * ho * wo])]);
-      const gx = b.node('MatMul', [flat, this.em.denseConvInit(n)]);
-      return b.node('Reshape', [gx, b.ints('shape', [-1, ...inShape])]);
-    }
-    const packedWanted = form === 'packed' || (form === 'auto' && cin >= 8 && PACKED_MAX_WIDTH >= w);
-    if (packedWanted && strideOne && same && fp.every((p) => p >= 0)) {
-      return this.packedConv(gy, this.flippedWeight(op.weight, op.group), op.kernel, fp, op.dilations, op.group, cout, cin, h, w);
-    }
-    const flippedWanted = form === 'flipped_conv' || (form === 'auto' && cin >= 8) || form === 'dense' || form === 'packed';
+    const passes = this.passes;
+    if (passes.has('conv-as-dense') && convAsDenseApplies(op, inShape, outShape)) return denseConvBackward(this.ctx, n, gy);
+    if (this.packed && packedConvApplies(op, inShape, outShape)) return this.packed.conv(this.ctx, op, gy, inShape, outShape);
     gy = this.batch(gy);
-    if (flippedWanted && strideOne && fp.every((p) => p >= 0)) {
-      return b.node('Conv', [gy, this.flippedWeight(op.weight, op.group)], {
-        kernel_shape: { ints: op.kernel },
-        pads: { ints: fp },
-        dilations: { ints: op.dilations },
-        group: { i: op.group },
-      });
-    }
+    if (passes.has('flipped-conv') && flippedConvApplies(op, inShape)) return flippedConvBackward(this.ctx, op, gy);
     return this.transposedWindow(gy, this.em.init(op.weight), op.kernel, op.strides, op.pads, op.dilations, op.group, inShape, outShape);
-  }
-
-  /**
-   * A stride-1, size-preserving conv of a [B, Cin, H, W] batch run as one conv of a single [1, Cin, H, B·(W+gap)]
-   * image: the B images side by side along the width, separated by `gap` zero columns (at least the widest
-   * side padding), so no window reaches from one image into the next. One wide image keeps onnxruntime's conv
-   * kernels busy where per-image maps of 4×4 or 8×8 give them too few columns. Exact: every output column of an
-   * image reads only its own image and zeros. The result stays packed ([Cout, H, B, W+gap], its gap columns
-   * holding garbage) for the ReLU / max-pool backward that follows; `batch` unpacks it where needed.
-   */
-  private packedConv(
-    x: string,
-    weight: string,
-    kernel: [number, number],
-    pads: number[],
-    dil: [number, number],
-    group: number,
-    cin: number,
-    cout: number,
-    h: number,
-    w: number,
-  ): string {
-    const b = this.b;
-    const need = Math.max(pads[1], pads[3]);
-    let p = this.packed.get(x);
-    if (p && p.gap < need) {
-      x = this.batch(x);
-      p = undefined;
-    }
-    let flat: string;
-    let gap: number;
-    if (p) {
-      gap = p.gap;
-      // zero the gap columns a previous conv left behind
-      const clean = p.dirty && gap > 0 ? b.node('Mul', [x, this.gapMask(w, gap)]) : x;
-      flat = b.node('Reshape', [clean, b.ints('shape', [1, cin, h, -1])]);
-    } else {
-      gap = need;
-      const padded = gap > 0 ? b.node('Pad', [x, b.ints('pads', [0, 0, 0, 0, 0, 0, 0, gap])]) : x;
-      // [B, Cin, H, W+gap] -> [Cin, H, B, W+gap] -> [1, Cin, H, B*(W+gap)]
-      const t = b.node('Transpose', [padded], { perm: { ints: [1, 2, 0, 3] } });
-      flat = b.node('Reshape', [t, b.ints('shape', [1, cin, h, -1])]);
-    }
-    const y = b.node('Conv', [flat, weight], {
-      kernel_shape: { ints: kernel },
-      pads: { ints: [pads[0], pads[1], pads[2], pads[3]] },
-      dilations: { ints: dil },
-      group: { i: group },
-    });
-    const out = b.node('Reshape', [y, b.ints('shape', [cout, h, -1, w + gap])]);
-    return this.keepPacked(out, { c: cout, h, w, gap, dirty: gap > 0 });
-  }
-
-  private keepPacked(v: string, p: Packed): string {
-    this.packed.set(v, p);
-    return v;
-  }
-
-  /** A gradient in the batch layout [B, C, H, W]: packed ones are cropped and transposed back (once). */
-  private batch(v: string): string {
-    const p = this.packed.get(v);
-    if (!p) return v;
-    const hit = this.unpacked.get(v);
-    if (hit) return hit;
-    const b = this.b;
-    const cropped = p.gap > 0 ? b.node('Slice', [v, b.ints('s', [0]), b.ints('e', [p.w]), b.ints('a', [3])]) : v;
-    const out = b.node('Transpose', [cropped], { perm: { ints: [2, 0, 1, 3] } });
-    this.unpacked.set(v, out);
-    return out;
-  }
-
-  /** A batch-1 mask [1, C, H, W] in the packed layout [C, H, 1, W+gap], zero on the gap columns. */
-  private packedMask(m: string, p: Packed): string {
-    const b = this.b;
-    const padded = p.gap > 0 ? b.node('Pad', [m, b.ints('pads', [0, 0, 0, 0, 0, 0, 0, p.gap])]) : m;
-    return b.node('Reshape', [padded, b.ints('shape', [p.c, p.h, 1, p.w + p.gap])]);
-  }
-
-  private gapMask(w: number, gap: number): string {
-    const m = new Float32Array(w + gap);
-    m.fill(1, 0, w);
-    return this.b.floatInit('gap_mask', [w + gap], m);
   }
 
   /**
@@ -489,39 +371,6 @@ class AttributionBuilder {
     return this.b.node('Pad', [out, this.b.ints('pads', [0, 0, 0, 0, 0, 0, extra[0], extra[1]])]);
   }
 
-  private flippedWeight(name: string, group: number): string {
-    const w = this.em.weightOf(name);
-    const [cout, cinG, kh, kw] = w.shape;
-    const coutG = cout / group;
-    const out = new Float32Array(w.data.length);
-    // W'[gi*cinG + i, o, a, c] = W[gi*coutG + o, i, kh-1-a, kw-1-c]
-    for (let gi = 0; gi < group; gi++)
-      for (let i = 0; i < cinG; i++)
-        for (let o = 0; o < coutG; o++)
-          for (let a = 0; a < kh; a++)
-            for (let c = 0; c < kw; c++) {
-              const src = (((gi * coutG + o) * cinG + i) * kh + (kh - 1 - a)) * kw + (kw - 1 - c);
-              const dst = (((gi * cinG + i) * coutG + o) * kh + a) * kw + c;
-              out[dst] = w.data[src];
-            }
-    return this.b.floatInit(`flipped:${name}`, [group * cinG, coutG, kh, kw], out);
-  }
-
-  /** A max pool whose windows tile its input exactly (kernel = stride, no padding, no remainder). */
-  private tilingPool(n: IrNode): boolean {
-    const op = n.op;
-    if (op.op !== 'max_pool') return false;
-    const [, h, w] = this.shape(n.inputs[0]);
-    const [, ho, wo] = this.shape(n.output);
-    return (
-      op.pads.every((p) => p === 0) &&
-      op.kernel[0] === op.strides[0] &&
-      op.kernel[1] === op.strides[1] &&
-      ho * op.kernel[0] === h &&
-      wo * op.kernel[1] === w
-    );
-  }
-
   /** One-hot [1, C, H, W] of each window's arg-max, from the forward pool's indices. */
   private argMaxOneHot(n: IrNode): string {
     const b = this.b;
@@ -532,111 +381,6 @@ class AttributionBuilder {
     const ones = b.floatInit('ones', [1, c * ho * wo], new Float32Array(c * ho * wo).fill(1));
     const onehot = b.node('ScatterElements', [zeros, idx, ones], { axis: { i: 1 } });
     return b.node('Reshape', [onehot, b.ints('shape', [1, c, h, w])]);
-  }
-
-  /**
-   * Whether a tiling pool's routing and the backward of the conv feeding it (through a ReLU) are done as one
-   * strided ConvTranspose (poolConvBackward): for convs with few input channels (an RGB first layer), where
-   * the full-resolution gradient between them is mostly memory traffic.
-   */
-  private poolConvFusable(pool: IrNode, conv: IrNode): boolean {
-    const op = conv.op;
-    if (this.convForm !== 'auto' || op.op !== 'conv' || op.group !== 1) return false;
-    const [cin, h, w] = this.shape(conv.inputs[0]);
-    const [, ho, wo] = this.shape(conv.output);
-    const strideOne = op.strides.every((s) => s === 1) && op.dilations.every((d) => d === 1);
-    const [pt, pl, pb, pr] = op.pads;
-    const [kh, kw] = op.kernel;
-    return cin < 8 && strideOne && h === ho && w === wo && pt + pb === kh - 1 && pl + pr === kw - 1 && pool.op.op === 'max_pool';
-  }
-
-  /**
-   * Tiling pool (ReLU folded in) and the conv before it in one op. The pooled gradient is routed in the pooled
-   * resolution onto C·ph·pw channels (one per window position), then a ConvTranspose with stride (ph, pw) and a
-   * (ph+kh-1)×(pw+kw-1) kernel, W'[(c, dy, dx), i, dy+a, dx+b] = W[c, i, a, b], maps it to the conv's input:
-   * the full-resolution gradient is never formed.
-   */
-  private poolConvBackward(pool: IrNode, gy: string, relu: IrNode, conv: IrNode): string {
-    const b = this.b;
-    const pop = pool.op;
-    const cop = conv.op;
-    if (pop.op !== 'max_pool' || cop.op !== 'conv') throw new Error('not a pool after a conv');
-    const [c, , ] = this.shape(pool.inputs[0]);
-    const [, ho, wo] = this.shape(pool.output);
-    const [cin] = this.shape(conv.inputs[0]);
-    const [ph, pw] = pop.kernel;
-    const [kh, kw] = cop.kernel;
-    const win = ph * pw;
-    let mask = this.argMaxOneHot(pool);
-    if (this.rule !== 'deconv') mask = b.node('Mul', [mask, this.positive(this.fwd.get(relu.inputs[0]) as string)]);
-    // [1, C, H, W] -> [1, C, ph·pw, Ho, Wo]
-    const m6 = b.node('Reshape', [mask, b.ints('shape', [1, c, ho, ph, wo, pw])]);
-    const m5 = b.node('Reshape', [b.node('Transpose', [m6], { perm: { ints: [0, 1, 3, 5, 2, 4] } }), b.ints('shape', [1, c, win, ho, wo])]);
-    const g = this.rule === 'gradient' ? gy : b.node('Relu', [gy]);
-    const routed = b.node('Mul', [b.node('Reshape', [g, b.ints('shape', [-1, c, 1, ho, wo])]), m5]);
-    const flat = b.node('Reshape', [routed, b.ints('shape', [-1, c * win, ho, wo])]);
-    const w = this.em.weightOf(cop.weight);
-    const kh2 = ph + kh - 1;
-    const kw2 = pw + kw - 1;
-    const w2 = new Float32Array(c * win * cin * kh2 * kw2);
-    for (let o = 0; o < c; o++)
-      for (let dy = 0; dy < ph; dy++)
-        for (let dx = 0; dx < pw; dx++)
-          for (let i = 0; i < cin; i++)
-            for (let a = 0; a < kh; a++)
-              for (let bb = 0; bb < kw; bb++) {
-                const dst = ((((o * ph + dy) * pw + dx) * cin + i) * kh2 + dy + a) * kw2 + dx + bb;
-                w2[dst] = w.data[((o * cin + i) * kh + a) * kw + bb];
-              }
-    const [pt, pl, pb, pr] = cop.pads;
-    return b.node('ConvTranspose', [flat, b.floatInit(`poolconv:${cop.weight}`, [c * win, cin, kh2, kw2], w2)], {
-      kernel_shape: { ints: [kh2, kw2] },
-      strides: { ints: pop.strides },
-      pads: { ints: [pt, pl, pb, pr] },
-    });
-  }
-
-  /**
-   * Tiling max pool: gradient = upsample(gy) * one-hot(arg-max). With `relu` (the ReLU feeding the
-   * pool, folded in): the ReLU rule is applied to the small gy and its forward mask joins the one-hot.
-   */
-  private tilingPoolBackward(n: IrNode, gy: string, relu: IrNode | undefined): string {
-    const b = this.b;
-    const op = n.op;
-    if (op.op !== 'max_pool') throw new Error('not a max pool');
-    const [c, h, w] = this.shape(n.inputs[0]);
-    let p = this.packed.get(gy);
-    if (p && w > PACKED_MAX_WIDTH && this.convForm !== 'packed') {
-      gy = this.batch(gy);
-      p = undefined;
-    }
-    let mask = this.argMaxOneHot(n);
-    let g = gy;
-    if (relu) {
-      if (this.rule !== 'gradient') g = b.node('Relu', [gy]);
-      if (this.rule !== 'deconv') mask = b.node('Mul', [mask, this.positive(this.fwd.get(relu.inputs[0]) as string)]);
-    }
-    const [kh, kw] = op.kernel;
-    if (p) {
-      // packed [C, Ho, B, Wo+gap] -> upsampled [C, H, B, (Wo+gap)·kw] -> at most one gap column kept
-      const flat = b.node('Reshape', [g, b.ints('shape', [1, c, p.h, -1])]);
-      const ones = b.floatInit('ones', [c, 1, kh, kw], new Float32Array(c * kh * kw).fill(1));
-      const up = b.node('ConvTranspose', [flat, ones], { kernel_shape: { ints: op.kernel }, strides: { ints: op.strides }, group: { i: c } });
-      const wide = (p.w + p.gap) * kw;
-      const gap = Math.min(p.gap * kw, 1);
-      let grid = b.node('Reshape', [up, b.ints('shape', [c, h, -1, wide])]);
-      if (w + gap < wide) grid = b.node('Slice', [grid, b.ints('s', [0]), b.ints('e', [w + gap]), b.ints('a', [3])]);
-      const q: Packed = { c, h, w, gap, dirty: false };
-      return this.keepPacked(b.node('Mul', [grid, this.packedMask(mask, q)]), q);
-    }
-    // nearest-neighbour upsampling by the window size (exact for tiling windows; cheaper than a grouped
-    // ConvTranspose with a ones kernel on per-image maps)
-    const up = b.node('Resize', [g, '', b.floats('scales', [1, 1, kh, kw])], {
-      mode: { s: 'nearest' },
-      coordinate_transformation_mode: { s: 'asymmetric' },
-      nearest_mode: { s: 'floor' },
-    });
-    return b.node('Mul', [up, mask]);
   }
 
   /** Max pool in general (overlapping or padded windows): scatter-add onto the arg-max positions. */

@@ -10,6 +10,7 @@ import type { OnnxBuilder } from './onnx-builder';
 import { invalidArgument } from '../errors';
 import { opDef } from './ops';
 import type { EmitContext } from './ops/op';
+import { ALL_PASSES, type PassSet } from './passes';
 
 export const EXPORT_OPSET = 13;
 
@@ -22,11 +23,13 @@ export class ForwardEmitter implements EmitContext {
 
   /**
    * @param batchSource an ONNX value whose dimension 0 is the batch (for broadcasting constants).
+   * @param passes device passes the forward may use (conv-as-dense, conv-tiles; ./passes).
    */
   constructor(
     readonly b: OnnxBuilder,
     readonly g: IrGraph,
     private readonly batchSource: string,
+    private readonly passes: PassSet = ALL_PASSES,
   ) {}
 
   weightOf(name: string): WeightTensor {
@@ -117,20 +120,20 @@ export class ForwardEmitter implements EmitContext {
     return opDef(op.op, `node ${n.name}`, 'the ONNX exporter').emitOnnx(op as never, this, n, inputs, o);
   }
 
-  /** The CPU forms of a conv (one dense matrix, batch tiles) where they apply; undefined for the plain Conv. */
+  /** The CPU forms of a conv (passes conv-as-dense, conv-tiles) where on and applicable; undefined for the plain Conv. */
   private specialConv(n: IrNode, op: ConvOp, inputs: string[], o: string): string | undefined {
     const b = this.b;
     const x = inputs[0];
     const inShape = this.g.shapes.get(n.inputs[0]) ?? [];
     const outShape = this.g.shapes.get(n.output) ?? [];
-    if (inShape.length === 3 && outShape.length === 3 && convAsDense(op, inShape, outShape)) {
+    if (this.passes.has('conv-as-dense') && inShape.length === 3 && outShape.length === 3 && convAsDense(op, inShape, outShape)) {
       const flat = b.node('Reshape', [x, b.ints('shape', [-1, inShape[0] * inShape[1] * inShape[2]])]);
       const gemmIns = [flat, this.denseConvInit(n)];
       if (op.bias) gemmIns.push(b.floatInit(`dense_bias:${op.bias}`, [outShape[0] * outShape[1] * outShape[2]], denseBias(this.weightOf(op.bias).data, outShape)));
       const y = b.node('Gemm', gemmIns, { transB: { i: 1 } });
       return b.node('Reshape', [y, b.ints('shape', [-1, ...outShape])], {}, o);
     }
-    if (inShape.length === 3 && outShape.length === 3 && convAsTiles(op, inShape, this.weightOf(op.weight).data.length)) {
+    if (this.passes.has('conv-tiles') && inShape.length === 3 && outShape.length === 3 && convAsTiles(op, inShape, this.weightOf(op.weight).data.length)) {
       const ins = [x, this.init(op.weight)];
       if (op.bias) ins.push(this.init(op.bias));
       return this.tiledConv(op, ins, inShape, outShape, o);

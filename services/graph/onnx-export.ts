@@ -14,10 +14,13 @@ import { EXPORT_OPSET, ForwardEmitter } from './ir-to-onnx';
 import { activationValue, convLayers } from './layers';
 import { shapeSize } from './ir-shapes';
 import { invalidArgument } from '../errors';
+import { ALL_PASSES, type PassSet } from './passes';
 
 export interface ForwardExportOptions {
   activationStats?: number[];
   maskLayers?: number[];
+  /** Device passes the forward may use (default: all; ./passes). */
+  passes?: PassSet;
 }
 
 /** Checks conv layer indices (no duplicates, in range) and returns the layers. */
@@ -47,7 +50,7 @@ export function exportForward(g: IrGraph, opts: ForwardExportOptions = {}): Uint
   const maskInputs = new Map<string, { layer: ConvLayer; input: string }>();
   for (const l of masks) maskInputs.set(l.output, { layer: l, input: b.input(`mask_${l.index}`, [l.channels]) });
 
-  const em = new ForwardEmitter(b, g, input);
+  const em = new ForwardEmitter(b, g, input, opts.passes ?? ALL_PASSES);
   const values = new Map<string, string>([[g.input.name, input]]);
   const outShape = g.shapes.get(g.output) ?? [];
   for (const n of g.nodes) {

@@ -13,6 +13,7 @@ import { TfjsEngine } from '../../services/engines/tfjs/engine';
 import { TensorProgram } from '../../services/engines/tfjs/interpret';
 import { buildAttribution, type AttributionSpec } from '../../services/graph/backward';
 import { opCounts } from '../../services/graph/tensor-graph';
+import { NO_PASSES } from '../../services/graph/passes';
 import { needShared } from '../support/shared';
 import { cifarImages, relativeError, rowRelativeError, sharedModel } from './support';
 
@@ -169,7 +170,7 @@ describe('engines: behaviour', function () {
     }
   });
 
-  it('tfjs: the interpreted graph with ConvTranspose conv backward equals the engine\'s (flipped-kernel convs)', async function () {
+  it('tfjs: the interpreted plain graph (ConvTranspose conv backward) equals the engine\'s (its device passes: flipped-kernel convs)', async function () {
     needShared(this, 'models/resnet20_cifar10.onnx', 'datasets/cifar-10-batches-bin/test_batch.bin');
     const { model } = sharedModel('resnet20_cifar10.onnx');
     const { data } = cifarImages(5, 1, true);
@@ -180,7 +181,8 @@ describe('engines: behaviour', function () {
       [{ target: 'logit' }, { kind: 'logit', classes: [6] }],
     ];
     for (const [spec, target] of cases) {
-      const graph = buildAttribution(model.graph, spec, 'gradient', { convBackward: 'conv_transpose' });
+      assert.ok(engines.tfjs.passes.has('flipped-conv'));
+      const graph = buildAttribution(model.graph, spec, 'gradient', { passes: NO_PASSES });
       assert.ok((opCounts(graph).get('ConvTranspose') ?? 0) > 0);
       const width = spec.target === 'conv' ? 64 : 10;
       const sel = new Float32Array(target.kind === 'conv' ? 2 * width : width);

@@ -14,6 +14,7 @@ import { buildAttribution } from '../../services/graph/backward';
 import { importOnnx } from '../../services/graph/onnx-import';
 import { OnnxBuilder } from '../../services/graph/onnx-builder';
 import { encodeOnnx } from '../../services/graph/onnx-encode';
+import { ALL_PASSES, NO_PASSES } from '../../services/graph/passes';
 import type { TensorGraph } from '../../services/graph/tensor-graph';
 import { maxAbs, maxAbsDiff, randomArray, session } from '../graph/support';
 import { opModels } from '../graph/op-models';
@@ -175,6 +176,16 @@ for (const backend of BACKENDS) {
             }),
         },
         {
+          name: 'Resize nearest asymmetric floor by (1, 1, 1.5, 0.6) (not whole numbers)',
+          dims: [2, 3, 4, 5],
+          body: (b, x) =>
+            b.node('Resize', [x, '', b.floats('scales', [1, 1, 1.5, 0.6])], {
+              mode: { s: 'nearest' },
+              coordinate_transformation_mode: { s: 'asymmetric' },
+              nearest_mode: { s: 'floor' },
+            }),
+        },
+        {
           name: 'Slice with negative steps and clamped ends; negative and positive Pad',
           dims: [2, 3, 6, 7],
           body: (b, x) => {
@@ -211,13 +222,13 @@ for (const backend of BACKENDS) {
       }
     });
 
-    describe('attribution graphs of the op models, every conv backward form (logit target, two select rows)', () => {
+    describe('attribution graphs of the op models, plain and with every device pass (logit target, two select rows)', () => {
       for (const m of opModels()) {
-        for (const form of ['conv_transpose', 'flipped_conv', 'dense', 'packed', 'auto'] as const) {
+        for (const [form, passes] of [['plain', NO_PASSES], ['all passes', ALL_PASSES]] as const) {
           it(`${m.name} [${form}]`, async () => {
             const g = importOnnx(m.bytes);
             const k = (g.shapes.get(g.output) ?? []).reduce((p, q) => p * q, 1);
-            const graph = buildAttribution(g, { target: 'logit' }, 'guided', { convBackward: form });
+            const graph = buildAttribution(g, { target: 'logit' }, 'guided', { passes });
             const x = randomArray(m.input[0] * m.input[1] * m.input[2], 21);
             close(
               await both(graph, {

@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import type { InferenceSession } from 'onnxruntime-node';
 import { importOnnx } from '../../services/graph/onnx-import';
 import { exportForward } from '../../services/graph/onnx-export';
-import { AttributionRule, AttributionSpec, ConvBackwardForm, exportAttribution } from '../../services/graph/backward';
+import { AttributionRule, AttributionSpec, exportAttribution } from '../../services/graph/backward';
+import { ALL_PASSES, NO_PASSES, PASS_NAMES, type PassSet } from '../../services/graph/passes';
 import { convLayers } from '../../services/graph/layers';
 import { decodeModel, encodeModel } from '../../services/graph/onnx-codec';
 import { OnnxBuilder } from '../../services/graph/onnx-builder';
@@ -27,9 +28,9 @@ async function attribute(
   x: Float32Array,
   select: Float32Array,
   k: number,
-  form?: ConvBackwardForm,
+  passes?: PassSet,
 ): Promise<Float32Array> {
-  const s = await session(exportAttribution(g, spec, rule, { convBackward: form }));
+  const s = await session(exportAttribution(g, spec, rule, { passes }));
   return attributeWith(s, g, x, select, k);
 }
 
@@ -93,6 +94,13 @@ async function checkAgainstFiniteDifferences(
   assert.ok(rel < 0.1, `relative error ${rel.toFixed(4)} against finite differences`);
 }
 
+/** Pass sets to build with: the plain graph, every pass alone, all of them. */
+const PASS_CONFIGS: Array<[string, PassSet]> = [
+  ['plain', NO_PASSES],
+  ...PASS_NAMES.map((n): [string, PassSet] => [n, new Set([n])]),
+  ['all passes', ALL_PASSES],
+];
+
 /** The original model with z_j as an extra graph output. */
 function withOutput(bytes: Uint8Array, value: string): Uint8Array {
   const m = decodeModel(bytes);
@@ -139,13 +147,13 @@ describe('graph: attribution graphs', function () {
 
     describe('small models covering every op the importer maps (logit target, random select rows)', () => {
       for (const m of opModels()) {
-        for (const form of ['conv_transpose', 'flipped_conv', 'dense', 'packed'] as const) {
+        for (const [form, passes] of [PASS_CONFIGS[0]!, PASS_CONFIGS[PASS_CONFIGS.length - 1]!]) {
           it(`${m.name} [${form}]`, async () => {
             const g = importOnnx(m.bytes);
             const k = (g.shapes.get(g.output) ?? []).reduce((p, q) => p * q, 1);
             const x = randomArray(m.input[0] * m.input[1] * m.input[2], 21);
             const select = randomArray(2 * k, 22);
-            const a = await attribute(g, { target: 'logit' }, 'gradient', x, select, k, form);
+            const a = await attribute(g, { target: 'logit' }, 'gradient', x, select, k, passes);
             const fwd = await session(exportForward(g));
             const objective = (o: Record<string, Float32Array>, i: number): number[] =>
               [0, 1].map((b) => {
@@ -199,8 +207,8 @@ describe('graph: attribution graphs', function () {
           const x = randomArray(cin * cs.size * cs.size, 51);
           const rows = [[1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0.5, -1, 0, 2]];
           const select = Float32Array.from(rows.flat());
-          for (const form of ['conv_transpose', 'flipped_conv', 'dense', 'packed', 'auto'] as const) {
-            const a = await attribute(g, { target: 'conv', layer: 1, objective: 'abs_sum' }, rule, x, select, 4, form);
+          for (const [form, passes] of PASS_CONFIGS) {
+            const a = await attribute(g, { target: 'conv', layer: 1, objective: 'abs_sum' }, rule, x, select, 4, passes);
             rows.forEach((sel, r) => {
               const ref = referenceAttribution({ c: cin, h: cs.size, w: cs.size, d: Float64Array.from(x) }, conv1, cs.pool, conv2, sel, rule);
               const got = a.subarray(r * ref.length, (r + 1) * ref.length);
@@ -261,17 +269,21 @@ describe('graph: attribution graphs', function () {
     });
   });
 
-  it('vgg11 layer 7, guided: the conv backward forms agree (auto uses dense matrices on the 2x2 maps, packed convs on the 4x4 maps)', async function () {
+  it('vgg11 layer 7, guided: the plain graph and the device passes agree (dense matrices on the 2x2 maps, packed convs on the 4x4 maps)', async function () {
     needShared(this, 'models/vgg11_cifar10.onnx', 'datasets/cifar-10-batches-bin/test_batch.bin');
     const g = importOnnx(fs.readFileSync(sharedPath('models/vgg11_cifar10.onnx')));
     const { x } = cifarImages('vgg11_cifar10', 1, 19);
     const sel = oneHot([2, 77, 400], 512);
     const spec: AttributionSpec = { target: 'conv', layer: 7, objective: 'abs_sum' };
-    const ref = await attribute(g, spec, 'guided', x, sel, 512, 'conv_transpose');
+    const ref = await attribute(g, spec, 'guided', x, sel, 512, NO_PASSES);
     assert.ok(maxAbs(ref) > 0);
-    // packed: every conv of the backward packed, ReLU gates and pool routing in the packed layout
-    for (const form of ['auto', 'flipped_conv', 'packed'] as const) {
-      const a = await attribute(g, spec, 'guided', x, sel, 512, form);
+    for (const [form, passes] of [
+      ['all passes', ALL_PASSES],
+      ['flipped-conv', new Set(['flipped-conv'])],
+      // every 4x4 conv of the backward packed, ReLU gates and pool routing in the packed layout
+      ['packed-conv + pool-resize', new Set(['packed-conv', 'pool-resize'])],
+    ] as Array<[string, PassSet]>) {
+      const a = await attribute(g, spec, 'guided', x, sel, 512, passes);
       assert.ok(maxAbsDiff(a, ref) <= 1e-4 * maxAbs(ref), `${form}: max diff ${maxAbsDiff(a, ref)}`);
     }
   });

@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import { IntrospectError, invalidArgument } from '../../errors';
 import { attributionRowBytes, forwardRowBytes, planChunks, type Chunk } from '../chunks';
 import type {
+  AttributeOptions,
   AttributionTarget,
   Engine,
   EngineModel,
@@ -26,6 +27,8 @@ import {
   sampleSize,
 } from '../requests';
 import { GraphCache, buildGraph, graphKey, type GraphSpec } from './graph-cache';
+import { attributionGraph } from '../attribution-graph';
+import { defaultPasses, passSet, type PassSet } from '../../graph/passes';
 import { ORT_DEVICES, deviceLabel, isGpu, isOrtDevice } from './devices';
 import { WorkerPool, type PoolCounters } from './pool';
 import type { OrtDevice, TensorMessage } from './protocol';
@@ -45,6 +48,8 @@ export interface OnnxRuntimeOptions {
    * cache (VGG11 GBP, all channels: 64 rows a run beat whole layers by ~25% on one core).
    */
   maxChunkRows?: number;
+  /** Device passes of the graphs (services/graph/passes; default: the device's set, all of them on CPU). */
+  passes?: string[];
   log?: (message: string) => void;
 }
 
@@ -58,6 +63,8 @@ export class OnnxRuntimeEngine implements Engine {
   readonly maxChunkRows: number;
   private readonly pool: WorkerPool;
   private readonly graphs: GraphCache;
+  /** The device passes its graphs use. */
+  readonly passes: PassSet;
 
   constructor(opts: OnnxRuntimeOptions = {}) {
     const cores = Math.max(1, os.availableParallelism());
@@ -73,6 +80,7 @@ export class OnnxRuntimeEngine implements Engine {
     this.memoryBudgetBytes = opts.memoryBudgetBytes ?? GiB;
     this.maxChunkRows = positiveInt(opts.maxChunkRows ?? 64, 'maxChunkRows');
     if (!(this.memoryBudgetBytes > 0)) throw invalidArgument(`memoryBudgetBytes must be positive, got ${this.memoryBudgetBytes}`);
+    this.passes = opts.passes ? passSet(opts.passes) : defaultPasses('onnxruntime', device);
     this.graphs = new GraphCache(Math.max(64 * 1024 ** 2, this.memoryBudgetBytes / 4));
     this.pool = new WorkerPool({
       workers: this.workers,
@@ -102,7 +110,7 @@ export class OnnxRuntimeEngine implements Engine {
   async forward(model: EngineModel, input: Float32Array, n: number, opts?: RunOptions): Promise<Float32Array> {
     checkInput(model, input, n);
     const masks = checkMask(model, opts?.mask);
-    const spec: GraphSpec = { kind: 'forward', maskLayers: masks.map((m) => m.layer.index), activationStats: [] };
+    const spec: GraphSpec = { kind: 'forward', maskLayers: masks.map((m) => m.layer.index), activationStats: [], passes: this.passes };
     const out = new Float32Array(n * model.classes);
     await this.runRows(model, spec, n, forwardRowBytes(model.graph), opts?.signal, (c) => ({
       feeds: { input: this.rows(model, input, c), ...this.maskFeeds(masks) },
@@ -123,7 +131,7 @@ export class OnnxRuntimeEngine implements Engine {
     const requested = checkLayers(model, layers);
     const masks = checkMask(model, opts?.mask);
     const unique = [...new Set(layers)].sort((a, b) => a - b);
-    const spec: GraphSpec = { kind: 'forward', maskLayers: masks.map((m) => m.layer.index), activationStats: unique };
+    const spec: GraphSpec = { kind: 'forward', maskLayers: masks.map((m) => m.layer.index), activationStats: unique, passes: this.passes };
     const results = new Map<number, LayerActivations>();
     for (const l of requested) {
       results.set(l.index, { layer: l.index, channels: l.channels, mean: new Float32Array(n * l.channels), zeroFraction: new Float32Array(n * l.channels) });
@@ -149,30 +157,18 @@ export class OnnxRuntimeEngine implements Engine {
     input: Float32Array,
     target: AttributionTarget,
     rule: ReluRule,
-    opts?: RunOptions,
+    opts?: AttributeOptions,
   ): Promise<Float32Array> {
     checkInput(model, input, 1);
     checkAttributionOptions(opts);
     checkRule(rule);
     const rows = checkTarget(model, target);
     const g = model.graph;
-    let spec: GraphSpec;
-    let width: number;
-    let picks: number[];
-    let targetValue: string;
-    if (target.kind === 'conv') {
-      const l = model.convLayers[target.layer]!;
-      spec = { kind: 'attribution', target: { target: 'conv', layer: target.layer, objective: target.objective }, rule };
-      width = l.channels;
-      picks = target.channels;
-      targetValue = l.output;
-    } else {
-      spec = { kind: 'attribution', target: { target: 'logit' }, rule };
-      width = model.classes;
-      picks = target.classes;
-      targetValue = g.output;
-    }
-    const per = sampleSize(model);
+    const choice = attributionGraph(model, target, rule, this.passes, opts?.wrt);
+    const { width, targetValue } = choice;
+    const spec: GraphSpec = { kind: 'attribution', target: choice.spec, rule, passes: this.passes, wrt: opts?.wrt, key: choice.key };
+    const picks = target.kind === 'conv' ? target.channels : target.classes;
+    const per = choice.rowSize;
     const out = new Float32Array(rows * per);
     await this.runRows(model, spec, rows, attributionRowBytes(g, targetValue), opts?.signal, (c) => {
       const b = c.end - c.start;

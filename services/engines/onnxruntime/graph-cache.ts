@@ -4,27 +4,27 @@
  */
 import type { IrGraph } from '../../graph/ir';
 import { exportForward } from '../../graph/onnx-export';
-import { exportAttribution } from '../../graph/backward';
-import type { NeuronObjective, ReluRule } from '../engine';
+import { exportAttribution, type AttributionSpec, type LayerPoint } from '../../graph/backward';
+import { passKey, type PassSet } from '../../graph/passes';
+import type { ReluRule } from '../engine';
 
 export type GraphSpec =
-  | { kind: 'forward'; maskLayers: number[]; activationStats: number[] }
-  | { kind: 'attribution'; target: { target: 'conv'; layer: number; objective: NeuronObjective } | { target: 'logit' }; rule: ReluRule };
+  | { kind: 'forward'; maskLayers: number[]; activationStats: number[]; passes: PassSet }
+  | { kind: 'attribution'; target: AttributionSpec; rule: ReluRule; passes: PassSet; wrt?: LayerPoint; key: string };
 
+/** The cache key: attribution specs carry theirs (services/engines/attribution-graph.ts). */
 export function graphKey(modelId: string, spec: GraphSpec): string {
   if (spec.kind === 'forward') {
-    return `${modelId}|forward|acts=${spec.activationStats.join(',')}|masks=${spec.maskLayers.join(',')}`;
+    return `${modelId}|forward|acts=${spec.activationStats.join(',')}|masks=${spec.maskLayers.join(',')}|${passKey(spec.passes)}`;
   }
-  const t = spec.target;
-  const target = t.target === 'conv' ? `conv:${t.layer}:${t.objective}` : 'logit';
-  return `${modelId}|attribution|${target}|${spec.rule}`;
+  return spec.key;
 }
 
 export function buildGraph(g: IrGraph, spec: GraphSpec): Uint8Array {
   if (spec.kind === 'forward') {
-    return exportForward(g, { activationStats: spec.activationStats, maskLayers: spec.maskLayers });
+    return exportForward(g, { activationStats: spec.activationStats, maskLayers: spec.maskLayers, passes: spec.passes });
   }
-  return exportAttribution(g, spec.target, spec.rule);
+  return exportAttribution(g, spec.target, spec.rule, { passes: spec.passes, wrt: spec.wrt });
 }
 
 export class GraphCache {

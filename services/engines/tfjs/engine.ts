@@ -10,6 +10,7 @@ import { failedPrecondition, invalidArgument, throwIfAborted } from '../../error
 import { activationValue } from '../../graph/layers';
 import { attributionRowBytes, forwardRowBytes, planChunks, type Chunk } from '../chunks';
 import type {
+  AttributeOptions,
   AttributionTarget,
   Engine,
   EngineModel,
@@ -35,6 +36,7 @@ import { runForward } from './forward';
 import { fromNchw, isMap, toNchw } from './layout';
 import { PreparedModel } from './prepared';
 import { ProgramCache } from './program-cache';
+import { defaultPasses, passSet, type PassSet } from '../../graph/passes';
 
 export interface TfjsOptions {
   /** Force a backend instead of the best one present. */
@@ -48,6 +50,8 @@ export interface TfjsOptions {
   maxChunkRows?: number;
   /** Bytes of built attribution programs (their weights) kept for reuse (default 512 MiB). */
   programCacheBytes?: number;
+  /** Device passes of the attribution graphs (services/graph/passes; default: the backend's device's set). */
+  passes?: string[];
   log?: (message: string) => void;
 }
 
@@ -69,6 +73,7 @@ export class TfjsEngine implements Engine {
   private init: Promise<TfjsBackendChoice> | undefined;
   private readonly models = new Map<string, ModelEntry>();
   private readonly programs: ProgramCache;
+  private readonly forcedPasses: PassSet | undefined;
   private closed = false;
 
   constructor(private readonly opts: TfjsOptions = {}) {
@@ -83,6 +88,7 @@ export class TfjsEngine implements Engine {
     if (opts.programCacheBytes !== undefined && !(opts.programCacheBytes >= 0)) {
       throw invalidArgument(`programCacheBytes must not be negative, got ${opts.programCacheBytes}`);
     }
+    this.forcedPasses = opts.passes ? passSet(opts.passes) : undefined;
     this.programs = new ProgramCache(opts.programCacheBytes ?? 512 * MiB);
     this.log = opts.log ?? ((m) => console.warn(m));
   }
@@ -98,6 +104,11 @@ export class TfjsEngine implements Engine {
     const c = this.choice;
     if (!c) return { kind: this.kind, device: 'cpu', backend: this.opts.backend ?? 'pending', note: 'backend not loaded yet' };
     return { kind: this.kind, device: c.device, backend: c.backend, note: c.note };
+  }
+
+  /** The device passes its attribution graphs use (known once the backend is loaded). */
+  get passes(): PassSet {
+    return this.forcedPasses ?? defaultPasses('tfjs', this.choice?.device ?? 'cpu');
   }
 
   async forward(model: EngineModel, input: Float32Array, n: number, opts?: RunOptions): Promise<Float32Array> {
@@ -179,7 +190,7 @@ export class TfjsEngine implements Engine {
     input: Float32Array,
     target: AttributionTarget,
     rule: ReluRule,
-    opts?: RunOptions,
+    opts?: AttributeOptions,
   ): Promise<Float32Array> {
     checkInput(model, input, 1);
     checkAttributionOptions(opts);
@@ -187,11 +198,11 @@ export class TfjsEngine implements Engine {
     const rows = checkTarget(model, target);
     return this.using(model, async () => {
       const g = model.graph;
-      const { spec, key, width, targetValue } = attributionGraph(model, target, rule);
+      const passes = this.passes;
+      const { spec, key, width, targetValue, rowSize: per } = attributionGraph(model, target, rule, passes, opts?.wrt);
       const picks = target.kind === 'conv' ? target.channels : target.classes;
-      const per = sampleSize(model);
       const out = new Float32Array(rows * per);
-      const lease = this.programs.acquire(key, () => buildAttribution(g, spec, rule));
+      const lease = this.programs.acquire(key, () => buildAttribution(g, spec, rule, { passes, wrt: opts?.wrt }));
       const x = tf.tensor(input, [1, ...g.input.shape], 'float32');
       try {
         await this.eachChunk(rows, attributionRowBytes(g, targetValue), opts?.signal, async (c) => {

@@ -1,5 +1,5 @@
 /**
- * ONNX operators (opset 16 semantics, NCHW) as tfjs ops, for the tensor-graph interpreter (./interpret.ts); the layout helpers of the IR forward are ./tensor-ops.ts.
+ * ONNX operators (opset 16 semantics, NCHW) as tfjs ops, for the tensor-graph interpreter (./interpret.ts).
  * int64 values are int32 tensors (shapes, indices); bool values are bool tensors. Convolutions run as tfjs
  * NHWC convolutions with transposes around them; pooling runs as a loop over the window taps (strided
  * slices), which gives max-pool arg-max indices exactly as onnxruntime defines them (flat over NCHW, the
@@ -425,10 +425,17 @@ const resize = one((n, ins, ctx) => {
   }
   const sizes = ins[3] ? ctx.ints(3) : undefined;
   const scales = sizes ? x.shape.map((d, i) => sizes[i]! / d) : Array.from(need(n, ins, 2).dataSync());
+  const lens = x.shape.map((d, a) => (sizes ? sizes[a]! : Math.floor(d * scales[a]!)));
+  if (scales.every((sc, a) => Number.isInteger(sc) && sc >= 1 && lens[a] === x.shape[a]! * sc)) {
+    // whole-number scales: every element repeated sc times along its axis, one Tile of [d0, 1, d1, 1, ...]
+    const split = x.shape.flatMap((d) => [d, 1]);
+    const reps = scales.flatMap((sc) => [1, sc]);
+    return tf.reshape(tf.tile(tf.reshape(x, split), reps), lens);
+  }
   let out = x;
   x.shape.forEach((d, a) => {
     const scale = scales[a]!;
-    const len = sizes ? sizes[a]! : Math.floor(d * scale);
+    const len = lens[a]!;
     if (len === d && scale === 1) return;
     const idx = Array.from({ length: len }, (_, i) => Math.min(Math.floor(i / scale), d - 1));
     out = tf.gather(out, tf.tensor1d(idx, 'int32'), a);
@@ -436,7 +443,10 @@ const resize = one((n, ins, ctx) => {
   return out === x ? tf.clone(x) : out;
 });
 
-/** ScatterElements (reduction none or add) through scatterND over full coordinates. */
+/**
+ * ScatterElements (reduction none or add) as a scatterND over the flat data: each update's linear index is
+ * its own position's, with the scattered axis replaced by the index given.
+ */
 const scatterElements = one((n, ins) => {
   const data = x0(n, ins);
   const indices = need(n, ins, 1);
@@ -446,19 +456,22 @@ const scatterElements = one((n, ins) => {
   const r = data.rank;
   const axis = normAxis(attrInt(n, 'axis', 0), r);
   const s = indices.shape;
-  const dim = data.shape[axis]!;
-  const along = tf.where(tf.less(indices, 0), tf.add(indices, tf.scalar(dim, 'int32')), indices);
-  const coords = s.map((len, j) => {
-    if (j === axis) return tf.cast(along, 'int32');
+  const ds = data.shape;
+  const strides = ds.map((_, j) => sizeOf(ds.slice(j + 1)));
+  const idx = tf.cast(indices, 'int32');
+  const along = tf.where(tf.less(idx, 0), tf.add(idx, tf.scalar(ds[axis]!, 'int32')), idx);
+  let linear: tf.Tensor = tf.mul(along, tf.scalar(strides[axis]!, 'int32'));
+  s.forEach((len, j) => {
+    if (j === axis || len === 1) return;
     const shape = s.map(() => 1);
     shape[j] = len;
-    return tf.broadcastTo(tf.reshape(tf.range(0, len, 1, 'int32'), shape), s);
+    linear = tf.add(linear, tf.reshape(tf.range(0, len * strides[j]!, strides[j]!, 'int32'), shape));
   });
-  const flat = tf.reshape(tf.stack(coords, r), [sizeOf(s), r]);
+  const flat = tf.reshape(linear, [sizeOf(s), 1]);
   const u = tf.reshape(updates, [sizeOf(s)]);
-  const scattered = tf.scatterND(flat, u, data.shape);
+  const scattered = tf.reshape(tf.scatterND(flat, u, [sizeOf(ds)]), ds);
   if (reduction === 'add') return tf.add(data, scattered);
-  const hit = tf.greater(tf.scatterND(flat, tf.onesLike(u), data.shape), 0);
+  const hit = tf.greater(tf.reshape(tf.scatterND(flat, tf.onesLike(u), [sizeOf(ds)]), ds), 0);
   return tf.where(hit, scattered, data);
 });
 
