@@ -39,6 +39,8 @@ import { PackedLayout, packedConvApplies } from './passes/packed-conv';
 import { isTilingPool, tilingPoolBackward } from './passes/pool-resize';
 import { poolConvBackward, poolConvFusedApplies } from './passes/pool-conv-fused';
 import { seedThroughConv, seedThroughConvApplies } from './passes/seed-through-conv';
+import { oneHotFromIndices, scatterBackward } from './passes/pool-indices';
+import { poolTaps, tapsBackward, tapsOneHot, type PoolTaps } from './max-pool-taps';
 
 export type AttributionSpec =
   | { target: 'conv'; layer: number; objective: 'abs_sum' | 'relu_sum' }
@@ -123,6 +125,8 @@ class AttributionBuilder {
   private readonly fwd = new Map<string, string>();
   /** Forward arg-max one-hots / indices of pooling nodes, by node name. */
   private readonly poolIndices = new Map<string, string>();
+  /** Without pass pool-indices: each max pool's window taps (./max-pool-taps.ts), by node name. */
+  private readonly poolTaps = new Map<string, PoolTaps>();
   /** Gradients in packed-conv's layout (when that pass is on). */
   private readonly packed: PackedLayout | undefined;
   private readonly em: ForwardEmitter;
@@ -262,8 +266,13 @@ class AttributionBuilder {
               ceilMode: false,
               countIncludePad: false,
             };
-      const [y, idx] = b.nodeN('MaxPool', [ins[0]], 2, poolAttrs(pool));
-      this.poolIndices.set(n.name, idx);
+      if (this.passes.has('pool-indices')) {
+        const [y, idx] = b.nodeN('MaxPool', [ins[0]], 2, poolAttrs(pool));
+        this.poolIndices.set(n.name, idx);
+        return y;
+      }
+      const y = b.node('MaxPool', [ins[0]], poolAttrs(pool));
+      this.poolTaps.set(n.name, poolTaps(b, pool, ins[0], y, inShape, this.shape(n.output)));
       return y;
     }
     return this.em.emit(n, ins);
@@ -371,32 +380,26 @@ class AttributionBuilder {
     return this.b.node('Pad', [out, this.b.ints('pads', [0, 0, 0, 0, 0, 0, extra[0], extra[1]])]);
   }
 
-  /** One-hot [1, C, H, W] of each window's arg-max, from the forward pool's indices. */
+  /** One-hot [1, C, H, W] of each window's arg-max: from the pool's indices (pass pool-indices), else its window taps. */
   private argMaxOneHot(n: IrNode): string {
-    const b = this.b;
-    const [c, h, w] = this.shape(n.inputs[0]);
-    const [, ho, wo] = this.shape(n.output);
-    const idx = b.node('Reshape', [this.poolIndices.get(n.name) as string, b.ints('shape', [1, c * ho * wo])]);
-    const zeros = b.floatInit('zeros', [1, c * h * w], new Float32Array(c * h * w));
-    const ones = b.floatInit('ones', [1, c * ho * wo], new Float32Array(c * ho * wo).fill(1));
-    const onehot = b.node('ScatterElements', [zeros, idx, ones], { axis: { i: 1 } });
-    return b.node('Reshape', [onehot, b.ints('shape', [1, c, h, w])]);
+    const inShape = this.shape(n.inputs[0]);
+    const outShape = this.shape(n.output);
+    const idx = this.poolIndices.get(n.name);
+    if (idx) return oneHotFromIndices(this.ctx, idx, inShape, outShape);
+    return tapsOneHot(this.b, this.poolTaps.get(n.name) as PoolTaps, this.windowOf(n, inShape), inShape, outShape);
   }
 
-  /** Max pool in general (overlapping or padded windows): scatter-add onto the arg-max positions. */
+  /** Max pool in general (overlapping or padded windows): the gradient routed onto the arg-max positions. */
   private maxPoolBackward(n: IrNode, gy: string, inShape: Shape, outShape: Shape): string {
-    const b = this.b;
-    const [c, h, w] = inShape;
-    const [, ho, wo] = outShape;
-    const flatIdx = b.node('Reshape', [this.poolIndices.get(n.name) as string, b.ints('shape', [1, c * ho * wo])]);
-    const rows = b.node('Slice', [b.node('Shape', [gy]), b.ints('s', [0]), b.ints('e', [1])]);
-    const zerosShape = b.node('Concat', [rows, b.ints('n', [c * h * w])], { axis: { i: 0 } });
-    const zeros = b.node('ConstantOfShape', [zerosShape]);
-    const idxShape = b.node('Concat', [rows, b.ints('n', [c * ho * wo])], { axis: { i: 0 } });
-    const idxB = b.node('Expand', [flatIdx, idxShape]);
-    const g2 = b.node('Reshape', [gy, b.ints('shape', [-1, c * ho * wo])]);
-    const sc = b.node('ScatterElements', [zeros, idxB, g2], { axis: { i: 1 }, reduction: { s: 'add' } });
-    return b.node('Reshape', [sc, b.ints('shape', [-1, c, h, w])]);
+    const idx = this.poolIndices.get(n.name);
+    if (idx) return scatterBackward(this.ctx, idx, gy, inShape, outShape);
+    return tapsBackward(this.b, this.poolTaps.get(n.name) as PoolTaps, gy, this.windowOf(n, inShape), inShape, outShape);
+  }
+
+  /** The window of a max pool (a global max pool's is the whole map). */
+  private windowOf(n: IrNode, inShape: Shape): Pick<PoolOp, 'kernel' | 'strides' | 'pads'> {
+    const op = n.op;
+    return op.op === 'max_pool' ? op : { kernel: [inShape[1], inShape[2]], strides: [1, 1], pads: [0, 0, 0, 0] };
   }
 
   private avgPoolBackward(op: PoolOp, gy: string, inShape: Shape, outShape: Shape): string {

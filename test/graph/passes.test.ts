@@ -23,6 +23,9 @@ interface Layer {
   conv?: { cout: number; k: number; pad: number };
   relu?: boolean;
   pool?: number;
+  /** Overlapping or padded max pools: stride and padding (default: tiling, stride = window, no padding). */
+  poolStride?: number;
+  poolPad?: number;
 }
 
 /** x [c, h, w] -> the layers -> flatten -> dense(classes): an ONNX model imported to the IR. */
@@ -43,9 +46,10 @@ function model(c: number, h: number, w: number, layers: Layer[], classes = 3, se
     }
     if (l.relu) v = b.node('Relu', [v]);
     if (l.pool) {
-      v = b.node('MaxPool', [v], { kernel_shape: { ints: [l.pool, l.pool] }, strides: { ints: [l.pool, l.pool] } });
-      hh /= l.pool;
-      ww /= l.pool;
+      const [k, s, p] = [l.pool, l.poolStride ?? l.pool, l.poolPad ?? 0];
+      v = b.node('MaxPool', [v], { kernel_shape: { ints: [k, k] }, strides: { ints: [s, s] }, pads: { ints: [p, p, p, p] } });
+      hh = Math.floor((hh + 2 * p - k) / s) + 1;
+      ww = Math.floor((ww + 2 * p - k) / s) + 1;
     }
   }
   const flat = b.node('Flatten', [v]);
@@ -88,7 +92,7 @@ const CASES: Case[] = [
   },
   {
     pass: 'packed-conv',
-    with: ['pool-resize'],
+    with: ['pool-resize', 'pool-indices'],
     g: () => model(8, 4, 4, [{ conv: { cout: 8, k: 3, pad: 1 }, relu: true, pool: 2 }, { conv: { cout: 8, k: 3, pad: 1 }, relu: true }]),
     spec: { target: 'logit' },
     // the pool's routing in the packed layout: a grouped ConvTranspose upsamples instead of a Resize
@@ -101,7 +105,15 @@ const CASES: Case[] = [
     applied: (on, off) => n(on, 'Conv') === 0 && n(off, 'Conv') === 2 && n(on, 'ConvTranspose') === 0 && n(on, 'Gemm') === n(off, 'Gemm') + 2,
   },
   {
+    pass: 'pool-indices',
+    // an overlapping, padded pool (3×3, stride 2, pad 1) and a tiling one; plain: routed through the window taps
+    g: () => model(2, 8, 8, [{ conv: { cout: 4, k: 3, pad: 1 }, relu: true, pool: 3, poolStride: 2, poolPad: 1 }, { conv: { cout: 4, k: 3, pad: 1 }, relu: true, pool: 2 }]),
+    spec: { target: 'logit' },
+    applied: (on, off) => n(on, 'ScatterElements') === 2 && n(off, 'ScatterElements') === 0 && n(on, 'Equal') === 0 && n(off, 'Equal') === 9 + 4,
+  },
+  {
     pass: 'pool-resize',
+    with: ['pool-indices'],
     g: () => model(2, 8, 8, [{ conv: { cout: 4, k: 3, pad: 1 }, relu: true, pool: 2 }, { conv: { cout: 4, k: 3, pad: 1 }, relu: true, pool: 2 }]),
     spec: { target: 'logit' },
     applied: (on, off) => n(on, 'Resize') === 2 && n(off, 'Resize') === 0 && n(on, 'ScatterElements') === 2 && n(off, 'ScatterElements') === 2,

@@ -31,6 +31,7 @@ import { attributionGraph } from '../attribution-graph';
 import { defaultPasses, passSet, type PassSet } from '../../graph/passes';
 import { ORT_DEVICES, deviceLabel, isGpu, isOrtDevice } from './devices';
 import { WorkerPool, type PoolCounters } from './pool';
+import { checkWebgpuAttribution } from './webgpu-limits';
 import type { OrtDevice, TensorMessage } from './protocol';
 
 export interface OnnxRuntimeOptions {
@@ -164,6 +165,7 @@ export class OnnxRuntimeEngine implements Engine {
     checkRule(rule);
     const rows = checkTarget(model, target);
     const g = model.graph;
+    if (this.pool.status().provider === 'webgpu') checkWebgpuAttribution(model);
     const choice = attributionGraph(model, target, rule, this.passes, opts?.wrt);
     const { width, targetValue } = choice;
     const spec: GraphSpec = { kind: 'attribution', target: choice.spec, rule, passes: this.passes, wrt: opts?.wrt, key: choice.key };

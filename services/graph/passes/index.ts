@@ -12,6 +12,7 @@ import { convTilesPass } from './conv-tiles';
 import { flippedConvPass } from './flipped-conv';
 import { packedConvPass } from './packed-conv';
 import { poolConvFusedPass } from './pool-conv-fused';
+import { poolIndicesPass } from './pool-indices';
 import { poolResizePass } from './pool-resize';
 import { seedThroughConvPass } from './seed-through-conv';
 
@@ -22,6 +23,7 @@ export const PASSES = [
   packedConvPass,
   convAsDensePass,
   poolResizePass,
+  poolIndicesPass,
   poolConvFusedPass,
   convTilesPass,
 ] as const;
@@ -56,7 +58,8 @@ export function passKey(s: PassSet): string {
  * The passes an engine uses by default on a device:
  * - onnxruntime on CPU: all of them (each was measured faster there: bench/graph-gbp.ts, one thread);
  * - tfjs on CPU (wasm, cpu, tfjs-node): TFJS_CPU_PASSES (measured on tfjs-wasm, VGG11 64 channels, below);
- * - any GPU: none (the forms trade arithmetic for fewer passes over memory on a small CPU).
+ * - any GPU: none (the forms trade arithmetic for fewer passes over memory on a small CPU; and onnxruntime's
+ *   WebGPU MaxPool has no Indices output, which pool-indices needs).
  */
 export function defaultPasses(engine: 'onnxruntime' | 'tfjs', device: string): PassSet {
   if (device !== 'cpu') return NO_PASSES;
@@ -67,7 +70,8 @@ export function defaultPasses(engine: 'onnxruntime' | 'tfjs', device: string): P
  * tfjs-wasm, VGG11 conv layer 4, 64 channels, guided, CPU ms per call (median of 3, loaded 2-core machine):
  * plain 986; seed-through-conv + flipped-conv 961; seed-through-conv 966; flipped-conv 1033; all passes 1410;
  * all but pool-conv-fused 1189 (its stride-2 ConvTranspose is a zero-interleaved conv in the interpreter);
- * pool-resize 1192 (Resize + Mul cost more than the scatter there). The interpreter runs a stride-1
+ * pool-resize 1192 (Resize + Mul cost more than the scatter there). pool-indices keeps the routing those
+ * figures were measured with (the interpreter computes MaxPool's indices from the window taps itself). The interpreter runs a stride-1
  * ConvTranspose as the flipped conv anyway, so flipped-conv only spares the weight flip per program.
  */
-export const TFJS_CPU_PASSES: PassSet = new Set<PassName>(['seed-through-conv', 'flipped-conv']);
+export const TFJS_CPU_PASSES: PassSet = new Set<PassName>(['seed-through-conv', 'flipped-conv', 'pool-indices']);
