@@ -34,11 +34,8 @@ function scaleFromRange(range: string): number | undefined {
   return undefined;
 }
 
-/**
- * Parses sidecar text.
- * @param where the sidecar's path as the user gave it (named in errors)
- */
-export function parseSidecar(text: string, where: string): SidecarInfo {
+/** The sidecar's JSON object (invalidArgument naming the file when it is not one). */
+function sidecarObject(text: string, where: string): Json {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -46,6 +43,15 @@ export function parseSidecar(text: string, where: string): SidecarInfo {
     throw invalidArgument(`sidecar ${where} is not valid JSON: ${(err as Error).message}`);
   }
   if (!isObject(doc)) throw invalidArgument(`sidecar ${where} must be a JSON object`);
+  return doc;
+}
+
+/**
+ * Parses sidecar text.
+ * @param where the sidecar's path as the user gave it (named in errors)
+ */
+export function parseSidecar(text: string, where: string): SidecarInfo {
+  const doc = sidecarObject(text, where);
   const out: SidecarInfo = { preprocessing: {} };
   const input = doc.input;
   if (input !== undefined) {
@@ -138,13 +144,7 @@ export interface TrainingFacts {
  * @param where the sidecar's path (named in errors)
  */
 export function trainingFacts(text: string, where: string): TrainingFacts {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (err) {
-    throw invalidArgument(`sidecar ${where} is not valid JSON: ${(err as Error).message}`);
-  }
-  if (!isObject(doc)) throw invalidArgument(`sidecar ${where} must be a JSON object`);
+  const doc = sidecarObject(text, where);
   const out: TrainingFacts = {};
   if (doc.test_accuracy !== undefined) {
     if (typeof doc.test_accuracy !== 'number' || !(doc.test_accuracy >= 0 && doc.test_accuracy <= 1)) {
