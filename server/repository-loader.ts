@@ -52,28 +52,6 @@ async function loadEntries(app: App, repo: Repository, progress: (done: number) 
     }
     progress(++done);
   };
-  for (const m of repo.models) {
-    await named(m.where, () =>
-      app.models.loadFromPath({
-        name: m.name,
-        path: m.path,
-        format: m.format,
-        sidecarPath: m.sidecarPath,
-        preprocessing: m.preprocessing,
-        classNames: m.classNames,
-      }),
-    );
-  }
-  for (const d of repo.datasets) {
-    await named(d.where, () =>
-      app.datasets.register({
-        name: d.name,
-        path: d.path,
-        format: d.format,
-        classNames: d.classNames,
-        trainPrefix: d.trainPrefix,
-        testPrefix: d.testPrefix,
-      }),
-    );
-  }
+  for (const { where, ...request } of repo.models) await named(where, () => app.models.loadFromPath(request));
+  for (const { where, ...args } of repo.datasets) await named(where, () => app.datasets.register(args));
 }

@@ -18,28 +18,15 @@
 import { invalidArgument } from '../errors';
 import type { DatasetFormatName } from '../data/dataset';
 import type { PreprocessSpec } from '../data/preprocessing';
+import type { RegisterDatasetArgs } from '../data/registry';
 import type { ModelFormatName } from '../models/model';
+import type { LoadFromPathRequest } from '../models/registry';
 
-export interface RepositoryModel {
-  /** Where the entry is in the file, e.g. `models[1] ('cnn')`. */
-  where: string;
-  name: string;
-  path: string;
-  sidecarPath?: string;
-  format?: ModelFormatName;
-  preprocessing?: Partial<PreprocessSpec>;
-  classNames?: string[];
-}
+/** A model entry: LoadModel's arguments, and where the entry is in the file, e.g. `models[1] ('cnn')`. */
+export type RepositoryModel = LoadFromPathRequest & { where: string };
 
-export interface RepositoryDataset {
-  where: string;
-  name: string;
-  path: string;
-  format?: DatasetFormatName;
-  classNames?: string[];
-  trainPrefix?: string;
-  testPrefix?: string;
-}
+/** A data-set entry: RegisterDataset's arguments, and where the entry is in the file. */
+export type RepositoryDataset = RegisterDatasetArgs & { where: string };
 
 export interface Repository {
   file: string;
