@@ -69,9 +69,7 @@ export function datasetFormatToWire(f: DatasetFormatName): DatasetFormat {
   }
 }
 
-export { DEFAULT_SPLIT };
-
-/** A request's split; unspecified is DEFAULT_SPLIT, the one place it is resolved. */
+/** A request's split; unspecified is DEFAULT_SPLIT (services/jobs/defaults.ts), the one place it is resolved. */
 export function splitFromWire(s: Split, field = 'split'): SplitName {
   switch (s) {
     case Split.SPLIT_UNSPECIFIED:
