@@ -60,7 +60,7 @@ function coarse(n: number, seed: number): Float32Array {
   return Float32Array.from(randomArray(n, seed), (v) => Math.round(v * 2) / 2);
 }
 
-const BACKENDS: TfjsBackendName[] = ['wasm', 'cpu'];
+const BACKENDS: TfjsBackendName[] = ['wasm', 'cpu', 'webgpu'];
 
 for (const backend of BACKENDS) {
   describe(`tfjs interpreter on ${backend} equals onnxruntime`, function () {
@@ -68,8 +68,10 @@ for (const backend of BACKENDS) {
 
     before(async function () {
       try {
-        await selectBackend(backend, () => undefined);
-      } catch {
+        await selectBackend({ backend }, () => undefined);
+      } catch (e) {
+        // webgpu needs a Vulkan device (scripts/setup.sh installs Mesa's lavapipe where there is no GPU)
+        if (this.test?.parent) this.test.parent.title += ` [pending: ${e instanceof Error ? e.message : String(e)}]`;
         this.skip();
       }
     });

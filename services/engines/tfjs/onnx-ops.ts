@@ -288,11 +288,10 @@ const convTranspose = one((n, ins, ctx) => {
   const [oph, opw] = attrInts(n, 'output_padding', [0, 0])!;
   let z = x;
   if (sh > 1 || sw > 1) {
-    // [N, C, H, 1, W, 1] -> zeros after each element -> [N, C, H·sh, W·sw] -> drop the trailing zeros
-    const r = tf.reshape(x, [nb, c, h, 1, wd, 1]);
+    // [N·C·H, 1, W, 1] -> zeros after each element -> [N, C, H·sh, W·sw] -> drop the trailing zeros (4-D:
+    // tfjs-webgpu's Pad shader fails to compile above rank 4)
+    const r = tf.reshape(x, [nb * c * h, 1, wd, 1]);
     const padded = tf.pad(r, [
-      [0, 0],
-      [0, 0],
       [0, 0],
       [0, sh - 1],
       [0, 0],
@@ -333,13 +332,35 @@ function reshapeTo(n: TensorNode, x: tf.Tensor, shape: number[]): tf.Tensor {
 function padNd(x: tf.Tensor, pads: number[], value: number): tf.Tensor {
   const r = x.rank;
   const grow = x.shape.map((_, i) => [Math.max(pads[i]!, 0), Math.max(pads[i + r]!, 0)] as [number, number]);
-  let out = grow.some(([a, b]) => a > 0 || b > 0) ? tf.pad(x, grow, value) : x;
+  let out = grow.some(([a, b]) => a > 0 || b > 0) ? padFolded(x, grow, value) : x;
   const cutB = x.shape.map((_, i) => Math.max(-pads[i]!, 0));
   const cutE = x.shape.map((_, i) => Math.max(-pads[i + r]!, 0));
   if (cutB.some((v) => v > 0) || cutE.some((v) => v > 0)) {
     out = tf.slice(out, cutB, out.shape.map((d, i) => d - cutB[i]! - cutE[i]!));
   }
   return out === x ? tf.clone(x) : out;
+}
+
+/**
+ * tf.pad with runs of unpadded axes folded into one, so that the padded tensor has as low a rank as the pads
+ * allow (tfjs-webgpu's Pad shader fails to compile above rank 4; the values are the same on every backend).
+ */
+function padFolded(x: tf.Tensor, grow: Array<[number, number]>, value: number): tf.Tensor {
+  const shape: number[] = [];
+  const pads: Array<[number, number]> = [];
+  x.shape.forEach((d, i) => {
+    const g = grow[i]!;
+    const prev = pads[pads.length - 1];
+    const flat = g[0] === 0 && g[1] === 0;
+    if (flat && prev && prev[0] === 0 && prev[1] === 0) shape[shape.length - 1]! *= d;
+    else {
+      shape.push(d);
+      pads.push([g[0], g[1]]);
+    }
+  });
+  if (shape.length === x.rank) return tf.pad(x, grow, value);
+  const padded = tf.pad(tf.reshape(x, shape), pads, value);
+  return tf.reshape(padded, x.shape.map((d, i) => d + grow[i]![0] + grow[i]![1]));
 }
 
 const slice = one((n, ins, ctx) => {
@@ -427,10 +448,17 @@ const resize = one((n, ins, ctx) => {
   const scales = sizes ? x.shape.map((d, i) => sizes[i]! / d) : Array.from(need(n, ins, 2).dataSync());
   const lens = x.shape.map((d, a) => (sizes ? sizes[a]! : Math.floor(d * scales[a]!)));
   if (scales.every((sc, a) => Number.isInteger(sc) && sc >= 1 && lens[a] === x.shape[a]! * sc)) {
-    // whole-number scales: every element repeated sc times along its axis, one Tile of [d0, 1, d1, 1, ...]
-    const split = x.shape.flatMap((d) => [d, 1]);
-    const reps = scales.flatMap((sc) => [1, sc]);
-    return tf.reshape(tf.tile(tf.reshape(x, split), reps), lens);
+    // whole-number scales: every element repeated sc times along its axis, one 4-D Tile per scaled axis
+    // ([before, d, 1, after] tiled by [1, 1, sc, 1]; tfjs-webgpu's Tile reads back to the CPU above rank 4)
+    let out = x;
+    scales.forEach((sc, a) => {
+      if (sc === 1) return;
+      const before = out.shape.slice(0, a).reduce((p, d) => p * d, 1);
+      const after = out.shape.slice(a + 1).reduce((p, d) => p * d, 1);
+      const tiled = tf.tile(tf.reshape(out, [before, out.shape[a]!, 1, after]), [1, 1, sc, 1]);
+      out = tf.reshape(tiled, out.shape.map((d, i) => (i === a ? d * sc : d)));
+    });
+    return out === x ? tf.clone(x) : out;
   }
   let out = x;
   x.shape.forEach((d, a) => {
