@@ -8,6 +8,9 @@ import { OnnxRuntimeEngine, type OnnxRuntimeOptions } from './onnxruntime/engine
 import { EngineRegistry, type EngineSet, type EngineSetup, type StartingEngine } from './registry';
 import { TfjsEngine, type TfjsOptions } from './tfjs/engine';
 
+/** The devices the tfjs engine can be asked for (its backend is otherwise its own choice: tfjs/backend.ts). */
+const TFJS_DEVICES = ['cpu', 'webgpu'] as const;
+
 /** Every engine this process knows. onnxruntime first (worker threads, GPU devices), then tfjs. */
 export const engineRegistry = new EngineRegistry();
 
@@ -16,7 +19,7 @@ export const onnxruntimeFactory = (s: EngineSetup): OnnxRuntimeEngine => new Onn
 export const tfjsFactory = (s: EngineSetup): TfjsEngine => new TfjsEngine(s as TfjsOptions);
 
 engineRegistry.register('onnxruntime', onnxruntimeFactory, 100, ORT_DEVICES);
-engineRegistry.register('tfjs', tfjsFactory, 50);
+engineRegistry.register('tfjs', tfjsFactory, 50, TFJS_DEVICES);
 
 export interface EnginesOptions extends Omit<EngineSetup, 'options'> {
   onnxruntime?: OnnxRuntimeOptions;

@@ -11,7 +11,10 @@ import type { Engine, EngineStatus } from './engine';
 
 /** What every engine is offered when it starts; each takes what applies to it. */
 export interface EngineSetup {
-  /** Requested device; an engine that lists `devices` refuses others, one that lists none picks its own. */
+  /**
+   * Requested device. An engine that lists `devices` gets it where listed; it picks its own where the device
+   * is another engine's, and refuses one that no engine lists. An engine that lists none picks its own.
+   */
   device?: string;
   /** Worker threads (engines with workers; absent: the engine's default). */
   workers?: number;
@@ -125,7 +128,9 @@ export class EngineSet {
     try {
       const { options, ...common } = this.setup;
       if (reg.devices.length > 0 && common.device !== undefined && !reg.devices.includes(common.device)) {
-        throw invalidArgument(`device '${common.device}' is not one of ${reg.devices.join(', ')}`);
+        // Another engine's device: this one chooses its own. A device no engine knows is refused.
+        if (!this.registry.devices().includes(common.device)) throw invalidArgument(`device '${common.device}' is not one of ${reg.devices.join(', ')}`);
+        common.device = undefined;
       }
       s.made = reg.factory({ ...common, ...(options?.[name] ?? {}) });
       return s.made;

@@ -148,6 +148,15 @@ for (const [name, flavour] of Object.entries(FILES)) {
           const env = stageEnv(final);
           assert.ok(env.NVIDIA_DRIVER_CAPABILITIES.split(',').includes('graphics'), env.NVIDIA_DRIVER_CAPABILITIES);
         });
+        it('adds the tfjs engine\'s WebGPU backend and Dawn at the versions package.json pins, and nothing else optional', function () {
+          const install = df.stages.flatMap((s) => s.instructions).find((i) => /npm install --prefix/.test(i.raw));
+          assert.ok(install, 'a side install of the WebGPU packages');
+          assert.match(install.raw, /\['webgpu', '@tensorflow\/tfjs-backend-webgpu'\]\.map\(\(n\) => n \+ '@' \+ p\[n\]\)/);
+          assert.match(install.raw, /--legacy-peer-deps/, 'no second copy of tfjs-core');
+          const pinned = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { optionalDependencies: Record<string, string> }).optionalDependencies;
+          for (const n of ['webgpu', '@tensorflow/tfjs-backend-webgpu']) assert.ok(pinned[n], `${n} is an optional dependency`);
+          assert.doesNotMatch(install.raw, /tfjs-node-gpu/);
+        });
       }
       it('installs no CUDA provider and no tfjs-node-gpu', function () {
         for (const stage of df.stages) {

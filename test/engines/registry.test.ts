@@ -34,6 +34,17 @@ describe('engines: registry', function () {
     assert.ok(!engineRegistry.has('torch'));
   });
 
+  it('an engine gets the device where it lists it, chooses its own for another engine\'s device, and refuses one no engine lists', () => {
+    const seen: Array<string | undefined> = [];
+    const r = new EngineRegistry();
+    r.register('onnxruntime', onnxruntimeFactory, 2, ORT_DEVICES);
+    r.register('tfjs', (s) => (seen.push(s.device), tfjsFactory(s)), 1, ['cpu', 'webgpu']);
+    r.engines({ device: 'webgpu', log: quiet }).instance('tfjs');
+    r.engines({ device: 'cuda', log: quiet }).instance('tfjs');
+    assert.deepEqual(seen, ['webgpu', undefined]);
+    assert.throws(() => r.engines({ device: 'tpu', log: quiet }).instance('tfjs'), /device 'tpu' is not one of cpu, webgpu/);
+  });
+
   it('names come out by priority, whatever the registration order; a name cannot be taken by another factory', () => {
     assert.deepEqual(registry(1, 2).names(), ['tfjs', 'onnxruntime']);
     assert.deepEqual(registry(2, 1).names(), ['onnxruntime', 'tfjs']);

@@ -168,9 +168,9 @@ describe('graph: device passes (pass on equals pass off, onnxruntime and tfjs)',
 
   before(async () => {
     try {
-      await selectBackend('wasm', () => undefined);
+      await selectBackend({ backend: 'wasm' }, () => undefined);
     } catch {
-      await selectBackend('cpu', () => undefined);
+      await selectBackend({ backend: 'cpu' }, () => undefined);
     }
   });
 

@@ -7,7 +7,7 @@
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { PruneCriterion, SimilarityMethod, type LayerSimilarity, type PruneResponse, type SimilarityResponse } from '../../api/generated/introspect/v1/analysis';
-import { Split } from '../../api/generated/introspect/v1/common';
+import { Engine, Split } from '../../api/generated/introspect/v1/common';
 import { needShared, sharedPath } from '../support/shared';
 import { runProcess } from '../support/process';
 import { collect, startTestServer, type TestServer } from '../support/server';
@@ -48,7 +48,10 @@ describe('rpc: --device webgpu agrees with the CPU through the RPCs and the CLI'
     const ts = servers.gpu!;
     assert.equal(ts.server.health.isServing(), true);
     const info = await ts.client.getModel('resnet');
-    assert.ok(info.engines.some((e) => e.device === 'webgpu:0'), JSON.stringify(info.engines));
+    // both engines take the device: onnxruntime's WebGPU provider and tfjs-backend-webgpu
+    for (const kind of [Engine.ENGINE_ONNXRUNTIME, Engine.ENGINE_TFJS]) {
+      assert.ok(info.engines.some((e) => e.engine === kind && e.device === 'webgpu:0'), `${kind}: ${JSON.stringify(info.engines)}`);
+    }
     const r = await cli(['models', 'info', 'resnet', `--server=${ts.address}`]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /webgpu:0/);

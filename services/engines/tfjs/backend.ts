@@ -2,15 +2,23 @@
  * Chooses the tfjs backend at run time, best first: @tensorflow/tfjs-node-gpu, @tensorflow/tfjs-node (both
  * register 'tensorflow'; optional packages that need libtensorflow), @tensorflow/tfjs-backend-wasm (binaries
  * ship in the package), @tensorflow/tfjs-backend-cpu. A `backend` option forces one.
+ *
+ * 'webgpu' (@tensorflow/tfjs-backend-webgpu on the `webgpu` package's Dawn bindings for Node, Vulkan on
+ * Linux: NVIDIA's driver on GPU nodes, Mesa's lavapipe on a CPU-only machine) is never chosen on its own:
+ * only when forced, or when the device `webgpu` is requested, in which case an unavailable adapter falls
+ * back to the best of the others with the reason in the note (the server then stays NOT_SERVING unless
+ * --allow-cpu-fallback; server/device-readiness.ts).
  */
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 
-export type TfjsBackendName = 'tensorflow' | 'wasm' | 'cpu';
+export const TFJS_BACKENDS = ['tensorflow', 'wasm', 'cpu', 'webgpu'] as const;
+
+export type TfjsBackendName = (typeof TFJS_BACKENDS)[number];
 
 export interface TfjsBackendChoice {
   backend: TfjsBackendName;
-  /** 'cuda:0' for tfjs-node-gpu, else 'cpu' (wasm runs on the CPU too). */
+  /** 'cuda:0' for tfjs-node-gpu, 'webgpu:0' for WebGPU, else 'cpu' (wasm runs on the CPU too). */
   device: string;
   /** The package that provides it. */
   provider: string;
@@ -21,13 +29,44 @@ export interface TfjsBackendChoice {
 interface Candidate {
   backend: TfjsBackendName;
   provider: string;
-  load: () => Promise<void>;
+  /** Loads the package; resolves with what to say about the device ('' where nothing). */
+  load: () => Promise<string | void>;
+  /** Only when asked for (forced, or its device requested), never in the automatic order. */
+  onRequest?: boolean;
 }
 
 /** `require` that TypeScript does not resolve at build time: these packages are optional. */
 function optionalRequire(name: string): unknown {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   return require(name);
+}
+
+/** `import()` that TypeScript's CommonJS output does not turn into `require` (the `webgpu` package is ESM). */
+const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<unknown>;
+
+interface DawnModule {
+  create: (flags: string[]) => { requestAdapter: () => Promise<{ info?: { vendor?: string; architecture?: string; description?: string } } | null> };
+  globals: Record<string, unknown>;
+}
+
+/**
+ * Installs the `webgpu` package's `navigator.gpu` (Dawn) and WebGPU globals for tfjs-backend-webgpu, then
+ * loads that backend; resolves with the adapter's description. Throws where no adapter exists.
+ */
+async function loadWebgpu(): Promise<string> {
+  const dawn = (await importEsm('webgpu')) as DawnModule;
+  const g = globalThis as { navigator?: { gpu?: unknown } };
+  if (!g.navigator?.gpu) {
+    Object.assign(globalThis, dawn.globals);
+    const gpu = dawn.create([]);
+    if (g.navigator) g.navigator.gpu = gpu;
+    else g.navigator = { gpu };
+  }
+  const adapter = await (g.navigator!.gpu as ReturnType<DawnModule['create']>).requestAdapter();
+  if (!adapter) throw new Error('no WebGPU adapter (no Vulkan device: install a GPU driver, or Mesa\'s mesa-vulkan-drivers for lavapipe)');
+  optionalRequire('@tensorflow/tfjs-backend-webgpu');
+  const i = adapter.info ?? {};
+  return [i.vendor, i.architecture, i.description].filter(Boolean).join(' / ');
 }
 
 const candidates: Candidate[] = [
@@ -44,20 +83,28 @@ const candidates: Candidate[] = [
     },
   },
   { backend: 'cpu', provider: '@tensorflow/tfjs-backend-cpu', load: async () => void optionalRequire('@tensorflow/tfjs-backend-cpu') },
+  { backend: 'webgpu', provider: '@tensorflow/tfjs-backend-webgpu', load: loadWebgpu, onRequest: true },
 ];
 
-let cached: Map<TfjsBackendName, Promise<TfjsBackendChoice>> | undefined;
+/** What the engine asks for: a forced backend, or a device (only 'webgpu' changes the choice). */
+export interface TfjsBackendRequest {
+  backend?: TfjsBackendName;
+  device?: string;
+}
+
+let cached: Map<string, Promise<TfjsBackendChoice>> | undefined;
 
 /**
- * Loads and initialises the best available backend (or the forced one) and makes it the active tfjs backend.
- * The outcome is cached per requested backend; `log` receives the reason for every fallback.
+ * Loads and initialises the best available backend (or the forced one, or the requested device's) and makes
+ * it the active tfjs backend. The outcome is cached per request; `log` receives the reason for every fallback.
  */
-export async function selectBackend(forced: TfjsBackendName | undefined, log: (m: string) => void): Promise<TfjsBackendChoice> {
+export async function selectBackend(request: TfjsBackendRequest, log: (m: string) => void): Promise<TfjsBackendChoice> {
   cached ??= new Map();
-  const cacheKey = forced ?? ('auto' as TfjsBackendName);
+  const forced = request.backend;
+  const cacheKey = request.backend ?? (request.device === 'webgpu' ? 'device:webgpu' : 'auto');
   let p = cached.get(cacheKey);
   if (!p) {
-    p = trySelect(forced, log);
+    p = trySelect(forced, request.device === 'webgpu' && !forced, log);
     cached.set(cacheKey, p);
     p.catch(() => cached?.delete(cacheKey));
   }
@@ -74,20 +121,31 @@ export async function activate(backend: TfjsBackendName): Promise<void> {
   await tf.ready();
 }
 
-async function trySelect(forced: TfjsBackendName | undefined, log: (m: string) => void): Promise<TfjsBackendChoice> {
+/** The candidates in the order tried: the forced one; else WebGPU first where asked for, then the automatic order. */
+function order(forced: TfjsBackendName | undefined, webgpuFirst: boolean): Candidate[] {
+  if (forced) return candidates.filter((c) => c.backend === forced);
+  const auto = candidates.filter((c) => !c.onRequest);
+  return webgpuFirst ? [...candidates.filter((c) => c.backend === 'webgpu'), ...auto] : auto;
+}
+
+function deviceOf(c: Candidate): string {
+  if (c.backend === 'webgpu') return 'webgpu:0';
+  // tfjs-node-gpu places ops on the GPU through libtensorflow (which itself falls back to the CPU).
+  return c.provider.endsWith('-gpu') ? 'cuda:0' : 'cpu';
+}
+
+async function trySelect(forced: TfjsBackendName | undefined, webgpuFirst: boolean, log: (m: string) => void): Promise<TfjsBackendChoice> {
   const skipped: string[] = [];
-  for (const c of candidates) {
-    if (forced && c.backend !== forced) continue;
+  for (const c of order(forced, webgpuFirst)) {
     try {
-      await c.load();
+      const about = await c.load();
       if (!tf.findBackendFactory(c.backend)) throw new Error(`it did not register backend '${c.backend}'`);
       if (!(await tf.setBackend(c.backend))) throw new Error(`backend '${c.backend}' failed to initialise`);
       await tf.ready();
-      // tfjs-node-gpu places ops on the GPU through libtensorflow (which itself falls back to the CPU).
-      const device = c.provider.endsWith('-gpu') ? 'cuda:0' : 'cpu';
       const note = skipped.length ? `tfjs: using ${c.provider}; skipped ${skipped.join('; ')}` : '';
       if (note) log(note);
-      return { backend: c.backend, device, provider: c.provider, note };
+      if (about) log(`tfjs: ${c.provider} on adapter ${about}`);
+      return { backend: c.backend, device: deviceOf(c), provider: c.provider, note };
     } catch (e) {
       skipped.push(`${c.provider} (${shortReason(e)})`);
     }

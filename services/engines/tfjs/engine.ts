@@ -29,7 +29,7 @@ import {
   maskVector,
   sampleSize,
 } from '../requests';
-import { activate, selectBackend, type TfjsBackendChoice, type TfjsBackendName } from './backend';
+import { activate, selectBackend, TFJS_BACKENDS, type TfjsBackendChoice, type TfjsBackendName } from './backend';
 import { buildAttribution } from '../../graph/backward';
 import { attributionGraph } from '../attribution-graph';
 import { runForward } from './forward';
@@ -41,6 +41,11 @@ import { defaultPasses, passSet, type PassSet } from '../../graph/passes';
 export interface TfjsOptions {
   /** Force a backend instead of the best one present. */
   backend?: TfjsBackendName;
+  /**
+   * The requested device: 'webgpu' tries the WebGPU backend first and falls back to the best other one (the
+   * status says so); any other device leaves the choice to the automatic order.
+   */
+  device?: string;
   /** Upper bound on the tensors of one chunk (default 512 MiB). */
   memoryBudgetBytes?: number;
   /**
@@ -82,7 +87,7 @@ export class TfjsEngine implements Engine {
     if (opts.maxChunkRows !== undefined && !(Number.isInteger(opts.maxChunkRows) && opts.maxChunkRows >= 1)) {
       throw invalidArgument(`maxChunkRows must be a positive integer, got ${opts.maxChunkRows}`);
     }
-    if (opts.backend && !['tensorflow', 'wasm', 'cpu'].includes(opts.backend)) {
+    if (opts.backend && !(TFJS_BACKENDS as readonly string[]).includes(opts.backend)) {
       throw invalidArgument(`unknown tfjs backend ${String(opts.backend)}`);
     }
     if (opts.programCacheBytes !== undefined && !(opts.programCacheBytes >= 0)) {
@@ -95,7 +100,7 @@ export class TfjsEngine implements Engine {
 
   /** Loads the backend (once); resolves with the status. */
   async ready(): Promise<EngineStatus> {
-    this.init ??= selectBackend(this.opts.backend, this.log).then((c) => (this.choice = c));
+    this.init ??= selectBackend({ backend: this.opts.backend, device: this.opts.device }, this.log).then((c) => (this.choice = c));
     await this.init;
     return this.status();
   }
