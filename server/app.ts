@@ -15,6 +15,7 @@ import type { ServerConfig } from './config';
 import type { Logger } from './log';
 import type { ServerMetrics } from './metrics';
 import { ActiveCalls, type RpcDeps } from './rpc';
+import { timedEngine } from './timed-engine';
 
 export type { Engines };
 
@@ -30,7 +31,8 @@ export interface App {
   /** The memory budget per request: estimates refused before allocating, batch sizes capped. */
   memory: RequestMemory;
   rpc: RpcDeps;
-  engine(kind: EngineKind): Engine;
+  /** Engine `kind` for calls about `model`, timed into introspect_engine_seconds by operation and model. */
+  engine(kind: EngineKind, model: LoadedModel): Engine;
   engineStatuses(): EngineStatus[];
   /** Logits for a batch of images of this model, timed into introspect_engine_seconds. */
   forward(model: LoadedModel, kind: EngineKind): Forward;
@@ -71,13 +73,17 @@ export function createApp(opts: { config: ServerConfig; log: Logger; metrics: Se
     images,
     memory: new RequestMemory(budget.requestBytes, budget.source),
     rpc: { log, calls: new ActiveCalls(), streamIdleMs: config.streamIdleMs },
-    engine: (kind) => engines.engineFor(kind),
+    engine: (kind, model) => timedEngine(engines.engineFor(kind), model.name, metrics),
     engineStatuses: () => engines.statuses(),
     forward: (model, kind) => {
-      const engine = engines.engineFor(kind);
-      return (input, n, signal) =>
-        metrics.timeEngine(kind, 'forward', () => engine.forward(model.engineModel, input, n, { signal }));
+      const engine = app.engine(kind, model);
+      return (input, n, signal) => engine.forward(model.engineModel, input, n, { signal });
     },
   };
+  metrics.watchCache('models', () => {
+    const st = models.stats();
+    return { bytes: st.residentBytes, capacityBytes: st.cacheBytes };
+  });
+  metrics.memoryBudgetBytes.set(budget.requestBytes);
   return app;
 }

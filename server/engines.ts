@@ -2,15 +2,19 @@
 import { createEngines, type Engines } from '../services/engines';
 import type { ServerConfig } from './config';
 import type { Logger } from './log';
+import type { ServerMetrics } from './metrics';
 import { resolveMemoryBudget } from './memory-budget';
 
-export async function startEngines(config: ServerConfig, log: Logger): Promise<Engines> {
+export async function startEngines(config: ServerConfig, log: Logger, metrics?: ServerMetrics): Promise<Engines> {
   const engines = createEngines({
     workers: config.workers,
     intraOpThreads: config.intraOpThreads,
     device: config.device,
-    // Tensors in flight are bounded by the same budget as one request.
-    onnxruntime: { memoryBudgetBytes: resolveMemoryBudget(config).requestBytes },
+    onnxruntime: {
+      // Tensors in flight are bounded by the same budget as one request.
+      memoryBudgetBytes: resolveMemoryBudget(config).requestBytes,
+      onQueueWait: metrics && ((seconds) => metrics.waitSeconds.observe({ resource: 'engine' }, seconds)),
+    },
     log: (message) => log.info(message, { component: 'engines' }),
   });
   try {

@@ -28,6 +28,16 @@ export function splitMethodPath(p: string): [string, string] {
   return m ? [m[1]!, m[2]!] : ['unknown', p];
 }
 
+/** Model names that get a label of their own; the label set stays bounded whatever clients load. */
+export const MAX_MODEL_LABELS = 50;
+export const OTHER_MODELS = '_other';
+
+/** Whether a grpc-js deadline (ms since the epoch, a Date, or Infinity for none) has passed. */
+function deadlinePassed(deadline: number | Date): boolean {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(at) && at <= Date.now();
+}
+
 export class ServerMetrics {
   readonly registry = new Registry();
   readonly started: Counter<GrpcLabels>;
@@ -39,7 +49,13 @@ export class ServerMetrics {
   readonly cacheHits: Counter<'cache'>;
   readonly cacheMisses: Counter<'cache'>;
   readonly imagesComputed: Counter<'kind'>;
-  readonly engineSeconds: Histogram<'engine' | 'operation'>;
+  readonly engineSeconds: Histogram<'engine' | 'operation' | 'model'>;
+  readonly waitSeconds: Histogram<'resource'>;
+  readonly cacheBytes: Gauge<'cache'>;
+  readonly cacheCapacityBytes: Gauge<'cache'>;
+  readonly memoryBudgetBytes: Gauge;
+  private readonly caches = new Map<string, () => { bytes: number; capacityBytes: number }>();
+  private readonly modelLabels = new Set<string>();
   readonly deviceInfo: Gauge<'engine' | 'device' | 'backend'>;
   readonly deviceFallbacks: Counter<'engine' | 'requested'>;
 
@@ -102,9 +118,40 @@ export class ServerMetrics {
     });
     this.engineSeconds = new Histogram({
       name: 'introspect_engine_seconds',
-      help: 'Time spent in engine calls, by engine and operation.',
-      labelNames: ['engine', 'operation'],
+      help: `Time spent in engine calls, by engine, operation (forward, activations, attribute) and model (the first ${MAX_MODEL_LABELS} model names; later ones are "${OTHER_MODELS}").`,
+      labelNames: ['engine', 'operation', 'model'],
       buckets: [0.001, 0.005, 0.025, 0.1, 0.25, 1, 2.5, 10, 30, 120],
+      registers,
+    });
+    this.waitSeconds = new Histogram({
+      name: 'introspect_wait_seconds',
+      help: 'Time a piece of work waited for a resource before it ran, by resource (engine: a free onnxruntime worker). Heavy slots are never waited for: beyond the bound a call is refused (introspect_heavy_streams_refused_total).',
+      labelNames: ['resource'],
+      buckets: [0.0001, 0.001, 0.01, 0.1, 0.5, 1, 5, 30, 120],
+      registers,
+    });
+    const caches = this.caches;
+    this.cacheBytes = new Gauge({
+      name: 'introspect_cache_bytes',
+      help: 'Bytes held by each cache (models: files and weights; averages, similarity: results).',
+      labelNames: ['cache'],
+      registers,
+      collect() {
+        for (const [cache, read] of caches) this.set({ cache }, read().bytes);
+      },
+    });
+    this.cacheCapacityBytes = new Gauge({
+      name: 'introspect_cache_capacity_bytes',
+      help: 'The bound on each cache (models: --cache-bytes).',
+      labelNames: ['cache'],
+      registers,
+      collect() {
+        for (const [cache, read] of caches) this.set({ cache }, read().capacityBytes);
+      },
+    });
+    this.memoryBudgetBytes = new Gauge({
+      name: 'introspect_memory_budget_bytes',
+      help: 'The memory budget of one request (estimates above it are refused before allocating).',
       registers,
     });
     this.deviceInfo = new Gauge({
@@ -122,9 +169,22 @@ export class ServerMetrics {
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
+  /** Reports a cache's bytes and bound at every scrape. */
+  watchCache(cache: string, read: () => { bytes: number; capacityBytes: number }): void {
+    this.caches.set(cache, read);
+  }
+
+  /** The model label of a model name: its own for the first MAX_MODEL_LABELS names seen, then OTHER_MODELS. */
+  modelLabel(name: string): string {
+    if (this.modelLabels.has(name)) return name;
+    if (this.modelLabels.size >= MAX_MODEL_LABELS) return OTHER_MODELS;
+    this.modelLabels.add(name);
+    return name;
+  }
+
   /** Times an engine call. */
-  async timeEngine<T>(engine: string, operation: string, work: () => Promise<T>): Promise<T> {
-    const end = this.engineSeconds.startTimer({ engine, operation });
+  async timeEngine<T>(engine: string, operation: string, model: string, work: () => Promise<T>): Promise<T> {
+    const end = this.engineSeconds.startTimer({ engine, operation, model: this.modelLabel(model) });
     try {
       return await work();
     } finally {
@@ -151,7 +211,8 @@ export class ServerMetrics {
           this.msgReceived.inc(labels);
           next(message);
         })
-        .withOnCancel(() => finish(status.CANCELLED))
+        // A call cancelled because its deadline passed is the client's deadline, not a cancellation.
+        .withOnCancel(() => finish(deadlinePassed(call.getDeadline()) ? status.DEADLINE_EXCEEDED : status.CANCELLED))
         .build();
       const responder = new ResponderBuilder()
         .withStart((next) => next(listener))

@@ -65,7 +65,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   const creds = await serverCredentials(config);
   const tokens = config.authTokenFile !== undefined ? new TokenSet(await loadTokens(config.authTokenFile)) : undefined;
   const ownEngines = !opts.engines;
-  const engines = opts.engines ?? (await startEngines(config, log));
+  const engines = opts.engines ?? (await startEngines(config, log, metrics));
   const app = createApp({ config, log, metrics, engines });
 
   const heavyStreams = new HeavyStreamLimiter(config.maxHeavyStreams ?? 2 * engines.workers, (method) =>

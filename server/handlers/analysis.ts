@@ -32,6 +32,9 @@ export function analysisHandlers(app: App, caches: AnalysisCaches = createAnalys
   };
   const deps: AnalysisDeps = { app, jobs };
   app.datasets.onUnregister((dataset) => dropDataset(caches, dataset));
+  for (const [name, cache] of [['averages', caches.averages], ['similarity', caches.similarity]] as const) {
+    app.metrics.watchCache(name, () => ({ bytes: cache.bytes, capacityBytes: cache.maxBytes }));
+  }
   return {
     classAverages: serverStream(rpc, (req, ctx) => classAveragesStream(deps, req, ctx)),
     confidenceMatrix: unary(rpc, (req, ctx) => confidenceMatrixCall(deps, req, ctx)),

@@ -11,7 +11,7 @@ export type { ModelContext };
 export async function modelContext(app: App, name: string, engine: EngineEnum, field = 'model'): Promise<ModelContext> {
   const model = await app.models.get(requireName(name, field));
   const kind = engineFromWire(engine, app.config.defaultEngine);
-  return { model, kind, engine: app.engine(kind), forward: app.forward(model, kind) };
+  return { model, kind, engine: app.engine(kind, model), forward: app.forward(model, kind) };
 }
 
 /** The named dataset (unknown → NOT_FOUND). */

@@ -52,6 +52,8 @@ export interface OnnxRuntimeOptions {
   /** Device passes of the graphs (services/graph/passes; default: the device's set, all of them on CPU). */
   passes?: string[];
   log?: (message: string) => void;
+  /** Told how long each run waited for a free worker, in seconds (for metrics). */
+  onQueueWait?: (seconds: number) => void;
 }
 
 const GiB = 1024 ** 3;
@@ -89,6 +91,7 @@ export class OnnxRuntimeEngine implements Engine {
       device,
       sessionBytesPerWorker: opts.sessionBytesPerWorker ?? GiB,
       log: opts.log ?? ((m) => console.warn(m)),
+      onQueueWait: opts.onQueueWait,
     });
   }
 

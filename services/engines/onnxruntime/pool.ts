@@ -18,6 +18,8 @@ export interface PoolOptions {
   /** Graph bytes (weights, mostly) of the sessions one worker keeps; the newest is kept even if larger. */
   sessionBytesPerWorker: number;
   log: (message: string) => void;
+  /** Told how long each job waited in the queue for a worker, in seconds (for metrics). */
+  onQueueWait?: (seconds: number) => void;
 }
 
 export interface PoolJob {
@@ -46,6 +48,8 @@ export interface PoolStatus {
 
 interface Pending {
   job: PoolJob;
+  /** process.hrtime.bigint() when it was queued. */
+  queuedAt: bigint;
   resolve: (out: Record<string, TensorMessage>) => void;
   reject: (e: Error) => void;
 }
@@ -133,6 +137,7 @@ export class WorkerPool {
       jobs.forEach((job, index) => {
         mine.push({
           job,
+          queuedAt: process.hrtime.bigint(),
           resolve: (out) => {
             if (settled) return;
             try {
@@ -243,6 +248,7 @@ export class WorkerPool {
 
   private dispatch(slot: Slot, p: Pending): void {
     const { job } = p;
+    this.opts.onQueueWait?.(Number(process.hrtime.bigint() - p.queuedAt) / 1e9);
     let model: Uint8Array | undefined;
     const evict: string[] = [];
     const at = slot.keys.findIndex((k) => k.key === job.key);
