@@ -10,7 +10,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { invalidArgument, unimplemented } from '../errors';
 import type { IrGraph, IrNode, IrOp, Shape, WeightTensor } from './ir';
-import { kerasActivation, kerasLayerReader } from './ops';
+import { kerasActivation, kerasLayerReader, kerasVariableOrder } from './ops';
 import { readLayersModelJson } from './tfjs-model-json';
 import { decodeTfjsWeights, weightSpecsOf } from './tfjs-weights';
 import type { KerasReadContext, KerasValue } from './ops/op';
@@ -392,15 +392,39 @@ class Importer {
 
   // --- helpers -------------------------------------------------------------------------------------------
 
+  /**
+   * Weight `suffix` of `layer`: named `<layer>/<suffix>` (tfjs-layers, Keras 2, Keras 3 .h5; any scope before
+   * it), or by position `<layer>/vars/<i>` (Keras 3 .keras files through tensorflowjs_converter), the
+   * position from the layer's Keras 3 variable order.
+   */
   private weight(layer: KerasLayer, suffix: string, required = true): WeightTensor | undefined {
+    const named = this.sourceWeight(`${layer.name}/${suffix}`);
+    if (named) return named;
+    const i = this.variableOrder(layer).indexOf(suffix);
+    const positional = i >= 0 ? this.sourceWeight(`${layer.name}/vars/${i}`) : undefined;
+    if (positional) return positional;
+    if (required) throw invalidArgument(`layer ${layer.name}: weight ${suffix} is missing from the weight manifest`);
+    return undefined;
+  }
+
+  /** The manifest weight named `key` or ending in `/key`; marked used. */
+  private sourceWeight(key: string): WeightTensor | undefined {
     for (const [k, w] of this.source) {
-      if (k === `${layer.name}/${suffix}` || k.endsWith(`/${layer.name}/${suffix}`)) {
+      if (k === key || k.endsWith(`/${key}`)) {
         this.usedWeights.add(k);
         return w;
       }
     }
-    if (required) throw invalidArgument(`layer ${layer.name}: weight ${suffix} is missing from the weight manifest`);
     return undefined;
+  }
+
+  /** Keras 3's variable order for the layer (BatchNormalization's here, the others' from their op modules). */
+  private variableOrder(layer: KerasLayer): string[] {
+    const cfg = layer.config;
+    if (layer.className === 'BatchNormalization') {
+      return [...(cfg.scale === false ? [] : ['gamma']), ...(cfg.center === false ? [] : ['beta']), 'moving_mean', 'moving_variance'];
+    }
+    return kerasVariableOrder(layer.className, cfg);
   }
 
   private addWeight(name: string, shape: number[], data: Float32Array): string {

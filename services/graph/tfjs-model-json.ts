@@ -17,9 +17,6 @@ export interface LayersModelJson {
   topology: Record<string, unknown>;
 }
 
-const TO_LAYERS =
-  'convert the original Keras model with tensorflowjs_converter --input_format keras --output_format tfjs_layers_model, or export it to ONNX';
-
 /**
  * The LayersModel in a parsed model.json; failed-precondition for a weights-only manifest, unimplemented for
  * a graph model, invalid-argument for JSON that is no tfjs model at all.
@@ -73,8 +70,9 @@ function weightsOnly(what: string, kind: string): Error {
 function graphModel(what: string, topology: unknown): Error {
   const nodes = isGraphDef(topology) ? (topology as { node: unknown[] }).node.length : undefined;
   return unimplemented(
-    `${what} is a tfjs graph model (format "graph-model": a TensorFlow GraphDef${nodes === undefined ? '' : ` of ${nodes} nodes`}, as tensorflowjs_converter writes from a SavedModel or TF Hub module); ` +
-      `this service imports tfjs LayersModels (Keras) and ONNX. ${TO_LAYERS[0]!.toUpperCase()}${TO_LAYERS.slice(1)} ` +
+    `${what} is a tfjs graph model (format "graph-model": a TensorFlow GraphDef${nodes === undefined ? '' : ` of ${nodes} node${nodes === 1 ? '' : 's'}`}, as tensorflowjs_converter writes from a SavedModel or TF Hub module); ` +
+      'this service imports tfjs LayersModels (Keras) and ONNX. Convert the original Keras model with tensorflowjs_converter ' +
+      '--input_format keras --output_format tfjs_layers_model, or export it to ONNX ' +
       `(a graph model itself converts to ONNX with tf2onnx: python -m tf2onnx.convert --tfjs model.json --output model.onnx)`,
   );
 }

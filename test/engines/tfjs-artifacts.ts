@@ -36,8 +36,14 @@ export interface ConverterOptions {
   quantize?: Quantization;
   /** Shard size in bytes (the converter's default is 4 MiB; small here to make several shards). */
   shardBytes?: number;
-  /** Topology as Keras 3 writes it (see keras3Topology); weights named by their Keras 3 variable paths. */
-  keras3?: { outputShapes: Map<string, number[]> };
+  /**
+   * Topology as Keras 3 writes it (see keras3Topology). Saved as `.h5` (the converter's Keras 2 path): weights
+   * named by their Keras 3 variable paths, `<model>/<layer>/<weight>`. Saved as `.keras` (the converter's
+   * Keras 3 path, tfjs-converter keras_h5_conversion.h5_v3_merged_saved_model_to_tfjs_format): `module`,
+   * `registered_name` dropped from the config, weights named by their place in the file,
+   * `layers/[<nested model>/layers/]<layer>/vars/<i>`, i in Keras 3's variable order.
+   */
+  keras3?: { outputShapes: Map<string, number[]>; saved: 'h5' | 'keras' };
 }
 
 /** Writes model.json and group1-shard{i}of{n}.bin into `dir` as tensorflowjs_converter lays them out. */
@@ -51,8 +57,7 @@ export function writeConverterLayout(dir: string, a: Artifacts, opts: ConverterO
     const count = spec.shape.reduce((x, y) => x * y, 1);
     const values = floats.subarray(at, at + count);
     at += count;
-    const model = opts.keras3 ? `${String((a.topology.config as { name?: unknown }).name)}/` : '';
-    const entry: Record<string, unknown> = { name: model + spec.name, shape: spec.shape, dtype: 'float32' };
+    const entry: Record<string, unknown> = { name: keras3WeightName(spec.name, a.topology, opts.keras3?.saved), shape: spec.shape, dtype: 'float32' };
     if (opts.quantize) {
       const q = quantize(values, opts.quantize);
       entry.quantization = { dtype: opts.quantize, ...q.metadata, original_dtype: 'float32' };
@@ -72,7 +77,8 @@ export function writeConverterLayout(dir: string, a: Artifacts, opts: ConverterO
     paths.push(name);
   }
   const version = opts.keras3 ? '3.5.0' : '2.15.0';
-  const modelConfig = opts.keras3 ? keras3Topology(a.topology, opts.keras3.outputShapes) : a.topology;
+  let modelConfig = opts.keras3 ? keras3Topology(a.topology, opts.keras3.outputShapes) : a.topology;
+  if (opts.keras3?.saved === 'keras') modelConfig = dropKeys(modelConfig, ['module', 'registered_name']) as Record<string, unknown>;
   const json = {
     format: 'layers-model',
     generatedBy: `keras v${version}`,
@@ -88,6 +94,27 @@ export function writeConverterLayout(dir: string, a: Artifacts, opts: ConverterO
   const file = path.join(dir, 'model.json');
   fs.writeFileSync(file, JSON.stringify(json));
   return file;
+}
+
+/** Keras 3 variable order of the weights the fixtures have (Conv2D, Dense: kernel, bias; BatchNormalization). */
+const KERAS3_VARIABLE_INDEX: Record<string, number> = { kernel: 0, bias: 1, gamma: 0, beta: 1, moving_mean: 2, moving_variance: 3 };
+
+/** A tfjs-layers weight name ('layer/weight') as the converter names it for a Keras 3 model saved as `saved`. */
+function keras3WeightName(name: string, topology: Record<string, unknown>, saved: 'h5' | 'keras' | undefined): string {
+  if (!saved) return name;
+  const [layer, weight] = name.split('/') as [string, string];
+  const outer = topology.config as { name: string; layers: Array<{ class_name: string; config: { name: string; layers?: Array<{ config: { name: string } }> } }> };
+  const nested = outer.layers.find((l) => l.config.layers?.some((inner) => inner.config.name === layer))?.config.name;
+  if (saved === 'h5') return [outer.name, nested, layer, weight].filter(Boolean).join('/');
+  const index = KERAS3_VARIABLE_INDEX[weight];
+  if (index === undefined) throw new Error(`no Keras 3 variable index for ${name}`);
+  return [...(nested ? ['layers', nested] : []), 'layers', layer, 'vars', String(index)].join('/');
+}
+
+function dropKeys(v: unknown, keys: string[]): unknown {
+  if (Array.isArray(v)) return v.map((x) => dropKeys(x, keys));
+  if (!v || typeof v !== 'object') return v;
+  return Object.fromEntries(Object.entries(v).filter(([k]) => !keys.includes(k)).map(([k, x]) => [k, dropKeys(x, keys)]));
 }
 
 /** tfjs-layers puts keras_version / backend on the topology itself; the converter puts them beside model_config. */

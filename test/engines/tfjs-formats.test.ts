@@ -121,18 +121,25 @@ describe('engines: tfjs model files (converter layout, nested models, Keras 3, q
     ]);
   });
 
-  it('Keras 3 configs (module / registered_name, __keras_tensor__ inbound nodes, batch_shape, weight paths) import to the same graph and logits', async () => {
-    const k2 = writeConverterLayout(path.join(tmp, 'keras2-ref'), artifacts);
-    const k3 = writeConverterLayout(path.join(tmp, 'keras3'), artifacts, { keras3: { outputShapes } });
-    const topo = JSON.parse(fs.readFileSync(k3, 'utf8')).modelTopology;
-    assert.equal(topo.model_config.class_name, 'Functional');
-    assert.equal(topo.model_config.config.layers[2].class_name, 'Sequential');
-    assert.equal(topo.model_config.config.layers[3].inbound_nodes[0].args[0][0].class_name, '__keras_tensor__');
-    // tfjs-layers reads Keras 2 configs only: the reference is its predict of the Keras 2 files (same weights).
-    const model3 = await checkAgainstTfjsLayers(k3, k2, 'keras3');
-    const model2 = engineModel(await loadTfjsLayersFromDir(k2), 'tfjs-formats-keras2-ref');
-    assert.deepEqual(model3.graph.nodes.map((n) => n.op), model2.graph.nodes.map((n) => n.op));
-  });
+  for (const saved of ['h5', 'keras'] as const) {
+    it(`Keras 3 configs saved as .${saved} (__keras_tensor__ inbound nodes, batch_shape, ${saved === 'h5' ? 'weights by variable path' : 'weights by position, vars/<i>'}) import to the same graph and logits`, async () => {
+      const k2 = writeConverterLayout(path.join(tmp, `keras2-ref-${saved}`), artifacts);
+      const k3 = writeConverterLayout(path.join(tmp, `keras3-${saved}`), artifacts, { keras3: { outputShapes, saved } });
+      const json = JSON.parse(fs.readFileSync(k3, 'utf8'));
+      const config = json.modelTopology.model_config;
+      assert.equal(config.class_name, 'Functional');
+      assert.equal(config.config.layers[2].class_name, 'Sequential');
+      assert.equal(config.config.layers[3].inbound_nodes[0].args[0][0].class_name, '__keras_tensor__');
+      assert.equal('module' in config, saved === 'h5');
+      const names = json.weightsManifest[0].weights.map((w: { name: string }) => w.name);
+      assert.ok(names.includes(saved === 'h5' ? 'nested_fixture/block/block_bn/moving_variance' : 'layers/block/layers/block_bn/vars/3'), names.join(' '));
+      // tfjs-layers reads Keras 2 configs only: the reference is its predict of the Keras 2 files (same weights).
+      const model3 = await checkAgainstTfjsLayers(k3, k2, `keras3-${saved}`);
+      const model2 = engineModel(await loadTfjsLayersFromDir(k2), 'tfjs-formats-keras2-ref');
+      assert.deepEqual(model3.graph.nodes.map((n) => n.op), model2.graph.nodes.map((n) => n.op));
+      assert.deepEqual([...model3.graph.weights.values()], [...model2.graph.weights.values()]);
+    });
+  }
 
   for (const q of ['uint8', 'uint16', 'float16'] as const satisfies readonly Quantization[]) {
     it(`${q}-quantized weights: dequantized bit for bit as tfjs-core does, logits equal tfjs-layers predict of the same files`, async () => {
