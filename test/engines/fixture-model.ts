@@ -61,7 +61,7 @@ export function functionalFixture(): tfl.LayersModel {
 
 /**
  * Functional with two nested Sequential models, as Keras applications are built: a stem conv (relu), the
- * `block` model (Conv2D → BatchNormalization → ReLU) added to the stem, MaxPooling2D, Conv2D →
+ * `block` model (Conv2D → BatchNormalization → ReLU → DepthwiseConv2D) added to the stem, MaxPooling2D, Conv2D →
  * BatchNormalization → LeakyReLU, then the `classifier` model (Flatten over a 5×5 map → Dense relu → Dropout
  * → Dense). Input 12×12×3, 6 classes (linear logits).
  */
@@ -72,6 +72,7 @@ export function nestedFixture(): tfl.LayersModel {
       tfl.layers.conv2d({ inputShape: [12, 12, 4], filters: 4, kernelSize: 3, padding: 'same', name: 'block_conv' }),
       tfl.layers.batchNormalization({ name: 'block_bn' }),
       tfl.layers.reLU({ name: 'block_relu' }),
+      tfl.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', name: 'block_dw' }),
     ],
   });
   const classifier = tfl.sequential({

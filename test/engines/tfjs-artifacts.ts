@@ -96,13 +96,16 @@ export function writeConverterLayout(dir: string, a: Artifacts, opts: ConverterO
   return file;
 }
 
-/** Keras 3 variable order of the weights the fixtures have (Conv2D, Dense: kernel, bias; BatchNormalization). */
+/** Keras 3 variable order of the weights the fixtures have (Conv2D, DepthwiseConv2D, Dense: kernel, bias; BatchNormalization). */
 const KERAS3_VARIABLE_INDEX: Record<string, number> = { kernel: 0, bias: 1, gamma: 0, beta: 1, moving_mean: 2, moving_variance: 3 };
+/** Weights Keras 3 renamed: DepthwiseConv2D's depthwise_kernel is its kernel. */
+const KERAS3_RENAMED: Record<string, string> = { depthwise_kernel: 'kernel' };
 
 /** A tfjs-layers weight name ('layer/weight') as the converter names it for a Keras 3 model saved as `saved`. */
 function keras3WeightName(name: string, topology: Record<string, unknown>, saved: 'h5' | 'keras' | undefined): string {
   if (!saved) return name;
-  const [layer, weight] = name.split('/') as [string, string];
+  const [layer, original] = name.split('/') as [string, string];
+  const weight = KERAS3_RENAMED[original] ?? original;
   const outer = topology.config as { name: string; layers: Array<{ class_name: string; config: { name: string; layers?: Array<{ config: { name: string } }> } }> };
   const nested = outer.layers.find((l) => l.config.layers?.some((inner) => inner.config.name === layer))?.config.name;
   if (saved === 'h5') return [outer.name, nested, layer, weight].filter(Boolean).join('/');

@@ -67,7 +67,7 @@ describe('rpc: LoadModel with converted, quantized and graph tfjs models', funct
       const info = await ts.client.loadModel({ name, path: name });
       assert.equal(info.format, ModelFormat.MODEL_FORMAT_TFJS_LAYERS);
       assert.deepEqual(info.input?.shape, [-1, 3, 12, 12]);
-      assert.deepEqual(info.convLayers.map((l) => l.name), ['stem', 'block_conv', 'head']);
+      assert.deepEqual(info.convLayers.map((l) => l.name), ['stem', 'block_conv', 'block_dw', 'head']);
       assert.equal(info.classNames.length, 6);
       const n = 2;
       const pixels = Uint8Array.from({ length: n * 12 * 12 * 3 }, (_, i) => (i * 53 + 11) % 256);
