@@ -130,7 +130,7 @@ function parseModel(topology: Record<string, unknown>, scope: string): KerasMode
     const inputName = scope ? `${scope}/input` : '__input__';
     layersRaw.forEach((raw, i) => {
       const l = asRecord(raw, 'layer');
-      const cfg = keras3Config(asRecord(l.config ?? {}, 'layer config'));
+      const cfg = plainNames(asRecord(l.config ?? {}, 'layer config'));
       const name = typeof cfg.name === 'string' ? cfg.name : typeof l.name === 'string' ? l.name : `layer_${i}`;
       const cls = String(l.class_name);
       if (i === 0) inputShape = batchShape(cfg);
@@ -161,7 +161,7 @@ function parseModel(topology: Record<string, unknown>, scope: string): KerasMode
     if (!Array.isArray(cfg.layers)) throw invalidArgument('functional model config has no layers');
     const layers = cfg.layers.flatMap((raw): KerasLayer[] => {
       const l = asRecord(raw, 'layer');
-      const lcfg = keras3Config(asRecord(l.config ?? {}, 'layer config'));
+      const lcfg = plainNames(asRecord(l.config ?? {}, 'layer config'));
       const name = String(l.name ?? lcfg.name);
       const cls = String(l.class_name);
       const nodes = Array.isArray(l.inbound_nodes) ? l.inbound_nodes : [];
@@ -212,7 +212,7 @@ function batchShape(cfg: Record<string, unknown>): number[] | undefined {
  * activation is `{module, class_name: 'function', config: 'relu', registered_name}`. Such values become
  * the names the op readers take.
  */
-function keras3Config(cfg: Record<string, unknown>): Record<string, unknown> {
+function plainNames(cfg: Record<string, unknown>): Record<string, unknown> {
   const act = cfg.activation;
   if (act && typeof act === 'object' && !Array.isArray(act)) {
     const a = act as Record<string, unknown>;
@@ -280,6 +280,7 @@ class Importer {
     if (model.outputs.length !== 1) throw unimplemented(`models with ${model.outputs.length} outputs are not supported`);
     for (const l of model.layers) for (const i of l.inbound) this.consumers.set(i, (this.consumers.get(i) ?? 0) + 1);
     const order = this.topologicalOrder();
+    const last = this.outputLayer();
     let input: { name: string; shape: Shape } | undefined;
     for (const layer of order) {
       if (layer.className === 'InputLayer') {
@@ -292,7 +293,7 @@ class Importer {
         if (!v) throw invalidArgument(`layer ${layer.name} reads ${n}, which is not defined before it`);
         return v;
       });
-      this.values.set(layer.name, this.layer(layer, ins, layer.name === model.outputs[0]));
+      this.values.set(layer.name, this.layer(layer, ins, layer.name === last));
     }
     if (!input) throw invalidArgument('the model has no input layer');
     const out = this.values.get(model.outputs[0]!);
@@ -303,6 +304,14 @@ class Importer {
       if (!this.usedWeights.has(k)) throw invalidArgument(`weight ${k} belongs to no supported layer`);
     }
     return { input, output: out.name, nodes: this.nodes, weights: this.weights, shapes: this.shapes };
+  }
+
+  /** The layer that computes the model output: the output layer, seen through nested models' boundaries. */
+  private outputLayer(): string {
+    const byName = new Map(this.model.layers.map((l) => [l.name, l]));
+    let name = this.model.outputs[0]!;
+    for (let l = byName.get(name); l?.className === NESTED_BOUNDARY && l.inbound.length === 1; l = byName.get(name)) name = l.inbound[0]!;
+    return name;
   }
 
   private topologicalOrder(): KerasLayer[] {

@@ -63,7 +63,7 @@ export function functionalFixture(): tfl.LayersModel {
  * Functional with two nested Sequential models, as Keras applications are built: a stem conv (relu), the
  * `block` model (Conv2D → BatchNormalization → ReLU → DepthwiseConv2D) added to the stem, MaxPooling2D, Conv2D →
  * BatchNormalization → LeakyReLU, then the `classifier` model (Flatten over a 5×5 map → Dense relu → Dropout
- * → Dense). Input 12×12×3, 6 classes (linear logits).
+ * → Dense softmax: the model's last layer sits inside a nested model). Input 12×12×3, 6 classes.
  */
 export function nestedFixture(): tfl.LayersModel {
   const block = tfl.sequential({
@@ -81,7 +81,7 @@ export function nestedFixture(): tfl.LayersModel {
       tfl.layers.flatten({ inputShape: [5, 5, 6], name: 'flat' }),
       tfl.layers.dense({ units: 16, activation: 'relu', name: 'hidden' }),
       tfl.layers.dropout({ rate: 0.3, name: 'drop' }),
-      tfl.layers.dense({ units: 6, name: 'logits' }),
+      tfl.layers.dense({ units: 6, activation: 'softmax', name: 'probs' }),
     ],
   });
   const input = tfl.input({ shape: [12, 12, 3], name: 'image' });

@@ -88,7 +88,10 @@ describe('engines: tfjs model files (converter layout, nested models, Keras 3, q
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  /** Imports `file`, runs it on both engines and compares with tfjs-layers' predict of `reference`. */
+  /**
+   * Imports `file`, runs it on both engines and compares with tfjs-layers' predict of `reference` (the
+   * probabilities of the fixture's final softmax, which the service drops: its logits are softmaxed here).
+   */
   async function checkAgainstTfjsLayers(file: string, reference: string, what: string): Promise<EngineModel> {
     const model = engineModel(await loadTfjsLayersFromDir(file), `tfjs-formats-${what}`);
     const ref = await tfjsLayersLoad(reference);
@@ -97,7 +100,7 @@ describe('engines: tfjs model files (converter layout, nested models, Keras 3, q
       const x = randomImages(n, NESTED_SHAPE.reduce((a, b) => a * b, 1), 7);
       const want = await predict(ref, x, n, NESTED_SHAPE);
       for (const kind of ENGINES) {
-        const got = await engines.engineFor(kind).forward(model, x, n);
+        const got = softmaxRows(await engines.engineFor(kind).forward(model, x, n), model.classes);
         const err = relativeError(got, want);
         assert.ok(err < 1e-5, `${what}, ${kind}: relative error ${err}`);
       }
@@ -112,6 +115,7 @@ describe('engines: tfjs model files (converter layout, nested models, Keras 3, q
     assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).weightsManifest[0].paths.length, Math.ceil(artifacts.data.byteLength / 1500));
     const model = await checkAgainstTfjsLayers(file, file, 'keras2');
     const ops = model.graph.nodes.map((n) => n.op.op);
+    // the trailing softmax, inside the nested classifier, is dropped as the model's last layer
     assert.deepEqual(ops, ['conv', 'relu', 'conv', 'relu', 'conv', 'add', 'max_pool', 'conv', 'leaky_relu', 'flatten', 'dense', 'relu', 'dense']);
     // the nested model's BatchNormalization folds into its conv; so does the one after `head`
     assert.deepEqual(model.convLayers.map((l) => [l.node, l.batchNormFolded]), [
