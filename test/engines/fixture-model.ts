@@ -98,6 +98,26 @@ export function nestedFixture(): tfl.LayersModel {
   return m;
 }
 
+/**
+ * Transfer learning's shape, `Sequential([base, pooling, head])`: a Sequential whose first layer is a
+ * functional model (input 8×8×2 → conv relu → conv, added to the first conv → ReLU), then
+ * GlobalAveragePooling2D and Dense softmax. 3 classes.
+ */
+export function transferFixture(): tfl.Sequential {
+  const input = tfl.input({ shape: [8, 8, 2], name: 'base_input' });
+  const c1 = tfl.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'base_conv1' }).apply(input) as tfl.SymbolicTensor;
+  const c2 = tfl.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'base_conv2' }).apply(c1) as tfl.SymbolicTensor;
+  const sum = tfl.layers.add({ name: 'base_add' }).apply([c1, c2]) as tfl.SymbolicTensor;
+  const out = tfl.layers.reLU({ name: 'base_relu' }).apply(sum) as tfl.SymbolicTensor;
+  const base = tfl.model({ inputs: input, outputs: out, name: 'base' });
+  const m = tfl.sequential({
+    name: 'transfer',
+    layers: [base, tfl.layers.globalAveragePooling2d({ name: 'gap' }), tfl.layers.dense({ units: 3, activation: 'softmax', name: 'head' })],
+  });
+  randomise(m, 41);
+  return m;
+}
+
 /** Seeded weights; batch-norm statistics kept plausible (positive variances). */
 export function randomise(m: tfl.LayersModel, seed: number): void {
   const rand = seededRandom(seed);

@@ -18,7 +18,7 @@ import { IntrospectError } from '../../services/errors';
 import { importTfjsLayers, loadTfjsLayersFromDir } from '../../services/graph/tfjs-import';
 import { decodeTfjsWeights } from '../../services/graph/tfjs-weights';
 import { needShared, sharedPath } from '../support/shared';
-import { nchwToNhwc, nestedFixture } from './fixture-model';
+import { nchwToNhwc, nestedFixture, transferFixture } from './fixture-model';
 import { engineModel, relativeError, seededRandom } from './support';
 import { artifactsOf, tfjsLayersLoad, writeConverterLayout, type Artifacts, type Quantization } from './tfjs-artifacts';
 
@@ -92,13 +92,13 @@ describe('engines: tfjs model files (converter layout, nested models, Keras 3, q
    * Imports `file`, runs it on both engines and compares with tfjs-layers' predict of `reference` (the
    * probabilities of the fixture's final softmax, which the service drops: its logits are softmaxed here).
    */
-  async function checkAgainstTfjsLayers(file: string, reference: string, what: string): Promise<EngineModel> {
+  async function checkAgainstTfjsLayers(file: string, reference: string, what: string, shape: readonly number[] = NESTED_SHAPE): Promise<EngineModel> {
     const model = engineModel(await loadTfjsLayersFromDir(file), `tfjs-formats-${what}`);
     const ref = await tfjsLayersLoad(reference);
     try {
       const n = 3;
-      const x = randomImages(n, NESTED_SHAPE.reduce((a, b) => a * b, 1), 7);
-      const want = await predict(ref, x, n, NESTED_SHAPE);
+      const x = randomImages(n, shape.reduce((a, b) => a * b, 1), 7);
+      const want = await predict(ref, x, n, shape);
       for (const kind of ENGINES) {
         const got = softmaxRows(await engines.engineFor(kind).forward(model, x, n), model.classes);
         const err = relativeError(got, want);
@@ -124,6 +124,18 @@ describe('engines: tfjs model files (converter layout, nested models, Keras 3, q
       ['block_dw', false],
       ['head', true],
     ]);
+  });
+
+  it('a Sequential whose first layer is a functional model (transfer learning) equals tfjs-layers predict on both engines', async () => {
+    const transfer = transferFixture();
+    try {
+      const file = writeConverterLayout(path.join(tmp, 'transfer'), await artifactsOf(transfer));
+      const model = await checkAgainstTfjsLayers(file, file, 'transfer', [2, 8, 8]);
+      assert.deepEqual(model.graph.input.shape, [2, 8, 8]);
+      assert.deepEqual(model.graph.nodes.map((n) => n.op.op), ['conv', 'relu', 'conv', 'add', 'relu', 'global_avg_pool', 'flatten', 'dense']);
+    } finally {
+      transfer.dispose();
+    }
   });
 
   for (const saved of ['h5', 'keras'] as const) {
