@@ -10,7 +10,9 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { invalidArgument, unimplemented } from '../errors';
 import type { IrGraph, IrNode, IrOp, Shape, WeightTensor } from './ir';
-import { kerasActivation, kerasLayerReader } from './ops';
+import { kerasActivation, kerasLayerReader, kerasVariableOrder } from './ops';
+import { readLayersModelJson } from './tfjs-model-json';
+import { decodeTfjsWeights, weightSpecsOf } from './tfjs-weights';
 import type { KerasReadContext, KerasValue } from './ops/op';
 
 interface KerasLayer {
@@ -34,10 +36,10 @@ type Value = KerasValue;
 const SOFTMAX_DROPPED = 'softmax';
 
 export function importTfjsLayers(modelJson: unknown, weights: ArrayBuffer | Uint8Array): IrGraph {
-  const json = asRecord(modelJson, 'model.json');
-  const topology = asRecord(json.modelTopology ?? json, 'modelTopology');
-  const model = parseTopology(topology);
-  const weightMap = readWeights(json, weights);
+  const { json, model: config, topology } = readLayersModelJson(modelJson);
+  const model = parseTopology(config);
+  const bytes = weights instanceof Uint8Array ? weights : new Uint8Array(weights);
+  const weightMap = decodeTfjsWeights(weightSpecsOf(json), bytes);
   return new Importer(model, weightMap, kerasMajor(json, topology)).run();
 }
 
@@ -67,7 +69,7 @@ export async function loadTfjsLayersFromDir(modelJsonPath: string): Promise<IrGr
   } catch (e) {
     throw invalidArgument(`${modelJsonPath} is not JSON: ${(e as Error).message}`);
   }
-  const manifest = asRecord(json, 'model.json').weightsManifest;
+  const manifest = readLayersModelJson(json, modelJsonPath).json.weightsManifest;
   if (!Array.isArray(manifest)) throw invalidArgument(`${modelJsonPath} has no weightsManifest`);
   const dir = path.dirname(modelJsonPath);
   const parts: Uint8Array[] = [];
@@ -98,56 +100,126 @@ export async function loadTfjsLayersFromDir(modelJsonPath: string): Promise<IrGr
 // ---------------------------------------------------------------------------------------------------------
 // Parsing
 
+/** Keras model classes: as the whole model, or nested as a layer of another (inlined into it). */
+const MODEL_CLASSES = new Set(['Sequential', 'Model', 'Functional']);
+/** An internal pass-through layer: where a nested model's input and output meet the enclosing model. */
+const NESTED_BOUNDARY = '__nested_model_boundary__';
+
+/** The whole model: nested models inlined, layer names checked to be unique. */
 function parseTopology(topology: Record<string, unknown>): KerasModel {
+  const model = parseModel(topology, '');
+  const seen = new Set<string>();
+  for (const l of model.layers) {
+    if (seen.has(l.name)) throw unimplemented(`layer name ${l.name} is used twice (in nested models); layer names must be unique`);
+    seen.add(l.name);
+  }
+  return model;
+}
+
+/** One Keras model config `{class_name, config}`; `scope` names a nested model ('' for the whole model). */
+function parseModel(topology: Record<string, unknown>, scope: string): KerasModel {
   const className = topology.class_name;
   const config = topology.config;
   if (className === 'Sequential') {
-    const layersRaw = Array.isArray(config) ? config : asRecord(config, 'Sequential config').layers;
-    if (!Array.isArray(layersRaw) || layersRaw.length === 0) throw invalidArgument('Sequential model has no layers');
+    const cfg = Array.isArray(config) ? { layers: config } : asRecord(config, 'Sequential config');
+    const layersRaw = cfg.layers;
+    if (!Array.isArray(layersRaw) || layersRaw.length === 0) throw invalidArgument(`Sequential model${scope ? ` ${scope}` : ''} has no layers`);
     const layers: KerasLayer[] = [];
     let prev = '';
     let inputShape: number[] | undefined;
+    const inputName = scope ? `${scope}/input` : '__input__';
     layersRaw.forEach((raw, i) => {
       const l = asRecord(raw, 'layer');
-      const cfg = asRecord(l.config ?? {}, 'layer config');
-      const name = typeof cfg.name === 'string' ? cfg.name : `layer_${i}`;
+      const cfg = plainNames(asRecord(l.config ?? {}, 'layer config'));
+      const name = typeof cfg.name === 'string' ? cfg.name : typeof l.name === 'string' ? l.name : `layer_${i}`;
       const cls = String(l.class_name);
-      if (i === 0) {
-        const bis = cfg.batch_input_shape ?? cfg.batch_shape;
-        if (Array.isArray(bis)) inputShape = bis.slice(1).map(Number);
-        else if (Array.isArray(cfg.input_shape)) inputShape = cfg.input_shape.map(Number);
-      }
+      if (i === 0) inputShape = batchShape(cfg);
       if (cls === 'InputLayer') {
         prev = name;
         layers.push({ className: cls, name, config: cfg, inbound: [] });
         return;
       }
       if (prev === '') {
-        prev = '__input__';
+        prev = inputName;
         layers.push({ className: 'InputLayer', name: prev, config: {}, inbound: [] });
       }
-      layers.push({ className: cls, name, config: cfg, inbound: [prev] });
+      if (MODEL_CLASSES.has(cls)) {
+        const inner = nestedModel(name, l, [prev]);
+        if (i === 0) inputShape = inner.inputShape;
+        layers.push(...inner.layers);
+      } else {
+        layers.push({ className: cls, name, config: cfg, inbound: [prev] });
+      }
       prev = name;
     });
+    inputShape ??= Array.isArray(cfg.build_input_shape) ? cfg.build_input_shape.slice(1).map(Number) : undefined;
     const input = layers[0]!.name;
     return { layers, inputs: [input], outputs: [prev], sequentialInputShape: inputShape };
   }
   if (className === 'Model' || className === 'Functional') {
     const cfg = asRecord(config, 'model config');
     if (!Array.isArray(cfg.layers)) throw invalidArgument('functional model config has no layers');
-    const layers = cfg.layers.map((raw): KerasLayer => {
+    const layers = cfg.layers.flatMap((raw): KerasLayer[] => {
       const l = asRecord(raw, 'layer');
-      const lcfg = asRecord(l.config ?? {}, 'layer config');
+      const lcfg = plainNames(asRecord(l.config ?? {}, 'layer config'));
       const name = String(l.name ?? lcfg.name);
+      const cls = String(l.class_name);
       const nodes = Array.isArray(l.inbound_nodes) ? l.inbound_nodes : [];
       if (nodes.length > 1) {
-        throw unimplemented(`layer ${name} (${String(l.class_name)}) is called ${nodes.length} times; shared layers are not supported`);
+        throw unimplemented(`layer ${name} (${cls}) is called ${nodes.length} times; shared layers are not supported`);
       }
-      return { className: String(l.class_name), name, config: lcfg, inbound: nodes.length ? inboundNames(nodes[0], name) : [] };
+      const inbound = nodes.length ? inboundNames(nodes[0], name) : [];
+      if (MODEL_CLASSES.has(cls)) return nestedModel(name, l, inbound).layers;
+      return [{ className: cls, name, config: lcfg, inbound }];
     });
     return { layers, inputs: refNames(cfg.input_layers), outputs: refNames(cfg.output_layers) };
   }
-  throw unimplemented(`tfjs model class ${String(className)} is not supported (Sequential and functional models are)`);
+  const where = scope ? `nested model ${scope}: ` : '';
+  throw unimplemented(`${where}tfjs model class ${String(className)} is not supported (Sequential and functional models are)`);
+}
+
+/**
+ * A model used as a layer of another, inlined: its input layer becomes a boundary reading the enclosing
+ * model's tensor, and a boundary named after the nested model hands its output on (the enclosing layers
+ * refer to the nested model by that name).
+ */
+function nestedModel(name: string, raw: Record<string, unknown>, inbound: string[]): { layers: KerasLayer[]; inputShape?: number[] } {
+  const inner = parseModel(raw, name);
+  if (inner.inputs.length !== 1 || inner.outputs.length !== 1) {
+    throw unimplemented(`nested model ${name} has ${inner.inputs.length} inputs and ${inner.outputs.length} outputs; nested models with one of each are supported`);
+  }
+  if (inbound.length !== 1) throw invalidArgument(`nested model ${name} is called on ${inbound.length} tensors, expected one`);
+  let inputShape = inner.sequentialInputShape;
+  const layers = inner.layers.map((l): KerasLayer => {
+    if (l.name !== inner.inputs[0]) return l;
+    inputShape ??= batchShape(l.config);
+    return { className: NESTED_BOUNDARY, name: l.name, config: {}, inbound };
+  });
+  layers.push({ className: NESTED_BOUNDARY, name, config: {}, inbound: [inner.outputs[0]!] });
+  return { layers, inputShape };
+}
+
+/** The per-sample input shape a layer config declares (Keras 2 batch_input_shape / input_shape, Keras 3 batch_shape). */
+function batchShape(cfg: Record<string, unknown>): number[] | undefined {
+  const bis = cfg.batch_input_shape ?? cfg.batch_shape;
+  if (Array.isArray(bis)) return bis.slice(1).map(Number);
+  if (Array.isArray(cfg.input_shape)) return cfg.input_shape.map(Number);
+  return undefined;
+}
+
+/**
+ * Keras 2.13+ and Keras 3 serialize some config values as objects where older Keras wrote names: an
+ * activation is `{module, class_name: 'function', config: 'relu', registered_name}`. Such values become
+ * the names the op readers take.
+ */
+function plainNames(cfg: Record<string, unknown>): Record<string, unknown> {
+  const act = cfg.activation;
+  if (act && typeof act === 'object' && !Array.isArray(act)) {
+    const a = act as Record<string, unknown>;
+    if (typeof a.config === 'string') return { ...cfg, activation: a.config };
+    if (typeof a.class_name === 'string') return { ...cfg, activation: a.class_name };
+  }
+  return cfg;
 }
 
 /** Keras 2 (`[[name, node, tensor, kwargs], ...]`) and Keras 3 (`{args: [keras tensors]}`) inbound nodes. */
@@ -165,7 +237,10 @@ function inboundNames(node: unknown, layer: string): string[] {
     if (Array.isArray(a)) a.forEach(visit);
     else if (a && typeof a === 'object') {
       const hist = (a as { config?: { keras_history?: unknown } }).config?.keras_history;
-      if (Array.isArray(hist) && typeof hist[0] === 'string') names.push(hist[0]);
+      if (Array.isArray(hist) && typeof hist[0] === 'string') {
+        if (Number(hist[2] ?? 0) !== 0) throw unimplemented(`layer ${layer}: multi-output inbound layers are not supported`);
+        names.push(hist[0]);
+      }
     }
   };
   visit(args);
@@ -180,43 +255,6 @@ function refNames(refs: unknown): string[] {
     if (!Array.isArray(r) || typeof r[0] !== 'string') throw invalidArgument('bad input_layers / output_layers entry');
     return r[0];
   });
-}
-
-function readWeights(json: Record<string, unknown>, weights: ArrayBuffer | Uint8Array): Map<string, WeightTensor> {
-  const bytes = weights instanceof Uint8Array ? weights : new Uint8Array(weights);
-  let specs: unknown[];
-  if (Array.isArray(json.weightsManifest)) {
-    specs = json.weightsManifest.flatMap((g) => {
-      const w = asRecord(g, 'weightsManifest entry').weights;
-      return Array.isArray(w) ? w : [];
-    });
-  } else if (Array.isArray(json.weightSpecs)) {
-    specs = json.weightSpecs;
-  } else {
-    throw invalidArgument('model.json has neither weightsManifest nor weightSpecs');
-  }
-  const map = new Map<string, WeightTensor>();
-  let offset = 0;
-  for (const raw of specs) {
-    const spec = asRecord(raw, 'weight spec');
-    const name = String(spec.name);
-    const shape = Array.isArray(spec.shape) ? spec.shape.map(Number) : [];
-    if (spec.quantization !== undefined) throw unimplemented(`weight ${name} is quantized; only float32 weights are supported`);
-    if (spec.dtype !== 'float32') throw unimplemented(`weight ${name} has dtype ${String(spec.dtype)}; only float32 is supported`);
-    const count = shape.reduce((a, b) => a * b, 1);
-    const end = offset + count * 4;
-    if (end > bytes.byteLength) {
-      throw invalidArgument(`weight data too short: ${name} needs bytes ${offset}..${end}, have ${bytes.byteLength}`);
-    }
-    const data = new Float32Array(count);
-    new Uint8Array(data.buffer).set(bytes.subarray(offset, end));
-    offset = end;
-    map.set(name, { shape, data });
-  }
-  if (offset !== bytes.byteLength) {
-    throw invalidArgument(`weight data is ${bytes.byteLength} bytes but the manifest describes ${offset}`);
-  }
-  return map;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -242,6 +280,7 @@ class Importer {
     if (model.outputs.length !== 1) throw unimplemented(`models with ${model.outputs.length} outputs are not supported`);
     for (const l of model.layers) for (const i of l.inbound) this.consumers.set(i, (this.consumers.get(i) ?? 0) + 1);
     const order = this.topologicalOrder();
+    const last = this.outputLayer();
     let input: { name: string; shape: Shape } | undefined;
     for (const layer of order) {
       if (layer.className === 'InputLayer') {
@@ -254,7 +293,7 @@ class Importer {
         if (!v) throw invalidArgument(`layer ${layer.name} reads ${n}, which is not defined before it`);
         return v;
       });
-      this.values.set(layer.name, this.layer(layer, ins, layer.name === model.outputs[0]));
+      this.values.set(layer.name, this.layer(layer, ins, layer.name === last));
     }
     if (!input) throw invalidArgument('the model has no input layer');
     const out = this.values.get(model.outputs[0]!);
@@ -265,6 +304,14 @@ class Importer {
       if (!this.usedWeights.has(k)) throw invalidArgument(`weight ${k} belongs to no supported layer`);
     }
     return { input, output: out.name, nodes: this.nodes, weights: this.weights, shapes: this.shapes };
+  }
+
+  /** The layer that computes the model output: the output layer, seen through nested models' boundaries. */
+  private outputLayer(): string {
+    const byName = new Map(this.model.layers.map((l) => [l.name, l]));
+    let name = this.model.outputs[0]!;
+    for (let l = byName.get(name); l?.className === NESTED_BOUNDARY && l.inbound.length === 1; l = byName.get(name)) name = l.inbound[0]!;
+    return name;
   }
 
   private topologicalOrder(): KerasLayer[] {
@@ -313,6 +360,7 @@ class Importer {
       case 'Softmax':
         if (!isOutput) throw unimplemented(`layer ${layer.name} (Softmax): softmax is supported only as the last layer`);
         return one();
+      case NESTED_BOUNDARY:
       case 'Dropout':
       case 'SpatialDropout2D':
       case 'GaussianDropout':
@@ -353,15 +401,39 @@ class Importer {
 
   // --- helpers -------------------------------------------------------------------------------------------
 
+  /**
+   * Weight `suffix` of `layer`: named `<layer>/<suffix>` (tfjs-layers, Keras 2, Keras 3 .h5; any scope before
+   * it), or by position `<layer>/vars/<i>` (Keras 3 .keras files through tensorflowjs_converter), the
+   * position from the layer's Keras 3 variable order.
+   */
   private weight(layer: KerasLayer, suffix: string, required = true): WeightTensor | undefined {
+    const named = this.sourceWeight(`${layer.name}/${suffix}`);
+    if (named) return named;
+    const i = this.variableOrder(layer).indexOf(suffix);
+    const positional = i >= 0 ? this.sourceWeight(`${layer.name}/vars/${i}`) : undefined;
+    if (positional) return positional;
+    if (required) throw invalidArgument(`layer ${layer.name}: weight ${suffix} is missing from the weight manifest`);
+    return undefined;
+  }
+
+  /** The manifest weight named `key` or ending in `/key`; marked used. */
+  private sourceWeight(key: string): WeightTensor | undefined {
     for (const [k, w] of this.source) {
-      if (k === `${layer.name}/${suffix}` || k.endsWith(`/${layer.name}/${suffix}`)) {
+      if (k === key || k.endsWith(`/${key}`)) {
         this.usedWeights.add(k);
         return w;
       }
     }
-    if (required) throw invalidArgument(`layer ${layer.name}: weight ${suffix} is missing from the weight manifest`);
     return undefined;
+  }
+
+  /** Keras 3's variable order for the layer (BatchNormalization's here, the others' from their op modules). */
+  private variableOrder(layer: KerasLayer): string[] {
+    const cfg = layer.config;
+    if (layer.className === 'BatchNormalization') {
+      return [...(cfg.scale === false ? [] : ['gamma']), ...(cfg.center === false ? [] : ['beta']), 'moving_mean', 'moving_variance'];
+    }
+    return kerasVariableOrder(layer.className, cfg);
   }
 
   private addWeight(name: string, shape: number[], data: Float32Array): string {

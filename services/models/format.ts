@@ -1,9 +1,9 @@
 /**
- * Telling model files apart: a tfjs LayersModel is a `model.json` (a JSON object with
- * `modelTopology`, weight shards beside it), or a folder holding one; anything else is taken as an
- * ONNX protobuf (the importer rejects what is not).
+ * Telling model files apart: a tfjs model is JSON (a `model.json` with weight shards beside it, or a
+ * folder holding one); anything else is taken as an ONNX protobuf (the importer rejects what is not).
  */
 import { invalidArgument } from '../errors';
+import { readLayersModelJson } from '../graph/tfjs-model-json';
 import type { ModelFormatName } from './model';
 
 export interface TfjsManifest {
@@ -11,16 +11,22 @@ export interface TfjsManifest {
   shards: string[];
 }
 
-/** The first non-blank byte is '{' (JSON) — ONNX files start with a protobuf tag, never with '{'. */
+/**
+ * The first non-blank byte is '{' or '[' (JSON: a model.json, or a weights manifest the tfjs importer names
+ * and refuses) — ONNX files start with a protobuf tag, never with either.
+ */
 export function looksLikeJson(head: Uint8Array): boolean {
   for (const b of head) {
     if (b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d || b === 0xef || b === 0xbb || b === 0xbf) continue;
-    return b === 0x7b;
+    return b === 0x7b || b === 0x5b;
   }
   return false;
 }
 
-/** Parses a tfjs model.json enough to find its weight shards. */
+/**
+ * Parses a tfjs model.json enough to find its weight shards; what is not a LayersModel (a graph model, a
+ * weights-only manifest, other JSON) is refused here, before any shard is read (graph/tfjs-model-json.ts).
+ */
 export function parseTfjsManifest(text: string, where: string): TfjsManifest {
   let doc: unknown;
   try {
@@ -28,10 +34,7 @@ export function parseTfjsManifest(text: string, where: string): TfjsManifest {
   } catch (err) {
     throw invalidArgument(`${where} is not valid JSON: ${(err as Error).message}`);
   }
-  if (typeof doc !== 'object' || doc === null || !('modelTopology' in doc)) {
-    throw invalidArgument(`${where} is JSON but not a tfjs model.json (no modelTopology)`);
-  }
-  const manifest = (doc as { weightsManifest?: unknown }).weightsManifest ?? [];
+  const manifest = readLayersModelJson(doc, where).json.weightsManifest ?? [];
   if (!Array.isArray(manifest)) throw invalidArgument(`${where}: weightsManifest must be a list`);
   const shards: string[] = [];
   for (const group of manifest) {

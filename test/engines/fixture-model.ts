@@ -59,6 +59,65 @@ export function functionalFixture(): tfl.LayersModel {
   return m;
 }
 
+/**
+ * Functional with two nested Sequential models, as Keras applications are built: a stem conv (relu), the
+ * `block` model (Conv2D → BatchNormalization → ReLU → DepthwiseConv2D) added to the stem, MaxPooling2D, Conv2D →
+ * BatchNormalization → LeakyReLU, then the `classifier` model (Flatten over a 5×5 map → Dense relu → Dropout
+ * → Dense softmax: the model's last layer sits inside a nested model). Input 12×12×3, 6 classes.
+ */
+export function nestedFixture(): tfl.LayersModel {
+  const block = tfl.sequential({
+    name: 'block',
+    layers: [
+      tfl.layers.conv2d({ inputShape: [12, 12, 4], filters: 4, kernelSize: 3, padding: 'same', name: 'block_conv' }),
+      tfl.layers.batchNormalization({ name: 'block_bn' }),
+      tfl.layers.reLU({ name: 'block_relu' }),
+      tfl.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', name: 'block_dw' }),
+    ],
+  });
+  const classifier = tfl.sequential({
+    name: 'classifier',
+    layers: [
+      tfl.layers.flatten({ inputShape: [5, 5, 6], name: 'flat' }),
+      tfl.layers.dense({ units: 16, activation: 'relu', name: 'hidden' }),
+      tfl.layers.dropout({ rate: 0.3, name: 'drop' }),
+      tfl.layers.dense({ units: 6, activation: 'softmax', name: 'probs' }),
+    ],
+  });
+  const input = tfl.input({ shape: [12, 12, 3], name: 'image' });
+  const stem = tfl.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'stem' }).apply(input) as tfl.SymbolicTensor;
+  const b = block.apply(stem) as tfl.SymbolicTensor;
+  const sum = tfl.layers.add({ name: 'skip' }).apply([b, stem]) as tfl.SymbolicTensor;
+  const pooled = tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool' }).apply(sum) as tfl.SymbolicTensor;
+  const head = tfl.layers.conv2d({ filters: 6, kernelSize: 2, name: 'head' }).apply(pooled) as tfl.SymbolicTensor;
+  const bn = tfl.layers.batchNormalization({ name: 'head_bn' }).apply(head) as tfl.SymbolicTensor;
+  const act = tfl.layers.leakyReLU({ alpha: 0.1, name: 'head_leaky' }).apply(bn) as tfl.SymbolicTensor;
+  const out = classifier.apply(act) as tfl.SymbolicTensor;
+  const m = tfl.model({ inputs: input, outputs: out, name: 'nested_fixture' });
+  randomise(m, 31);
+  return m;
+}
+
+/**
+ * Transfer learning's shape, `Sequential([base, pooling, head])`: a Sequential whose first layer is a
+ * functional model (input 8×8×2 → conv relu → conv, added to the first conv → ReLU), then
+ * GlobalAveragePooling2D and Dense softmax. 3 classes.
+ */
+export function transferFixture(): tfl.Sequential {
+  const input = tfl.input({ shape: [8, 8, 2], name: 'base_input' });
+  const c1 = tfl.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'base_conv1' }).apply(input) as tfl.SymbolicTensor;
+  const c2 = tfl.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'base_conv2' }).apply(c1) as tfl.SymbolicTensor;
+  const sum = tfl.layers.add({ name: 'base_add' }).apply([c1, c2]) as tfl.SymbolicTensor;
+  const out = tfl.layers.reLU({ name: 'base_relu' }).apply(sum) as tfl.SymbolicTensor;
+  const base = tfl.model({ inputs: input, outputs: out, name: 'base' });
+  const m = tfl.sequential({
+    name: 'transfer',
+    layers: [base, tfl.layers.globalAveragePooling2d({ name: 'gap' }), tfl.layers.dense({ units: 3, activation: 'softmax', name: 'head' })],
+  });
+  randomise(m, 41);
+  return m;
+}
+
 /** Seeded weights; batch-norm statistics kept plausible (positive variances). */
 export function randomise(m: tfl.LayersModel, seed: number): void {
   const rand = seededRandom(seed);

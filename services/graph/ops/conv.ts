@@ -78,6 +78,10 @@ export const conv = defineOp({
     Conv2D: (cx) => kerasConv(cx, false),
     DepthwiseConv2D: (cx) => kerasConv(cx, true),
   },
+  kerasVariables: {
+    Conv2D: (cfg) => (cfg.use_bias === false ? ['kernel'] : ['kernel', 'bias']),
+    DepthwiseConv2D: (cfg) => (cfg.use_bias === false ? ['kernel'] : ['kernel', 'bias']),
+  },
 });
 
 /** Keras Conv2D / DepthwiseConv2D: kernels [kh, kw, cin/g, cout] / [kh, kw, cin, mult] transposed to the IR's. */
@@ -94,7 +98,8 @@ function kerasConv(cx: KerasReadContext, depthwise: boolean): KerasValue {
   let cout: number;
   let group: number;
   if (depthwise) {
-    const k = cx.weight('depthwise_kernel')!; // [kh, kw, cin, mult]
+    // Keras 2 and tfjs-layers call it depthwise_kernel, Keras 3 kernel
+    const k = cx.weight('depthwise_kernel', false) ?? cx.weight('kernel')!; // [kh, kw, cin, mult]
     const mult = k.shape[3]!;
     cx.expectShape(k, [kh, kw, cin, mult]);
     cout = cin * mult;

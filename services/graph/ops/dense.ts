@@ -93,4 +93,5 @@ export const dense = defineOp({
       return cx.activation({ name, shape: [units], perm: null }, act, `${cx.name}/${act}`);
     },
   },
+  kerasVariables: { Dense: (cfg) => (cfg.use_bias === false ? ['kernel'] : ['kernel', 'bias']) },
 });

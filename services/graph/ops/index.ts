@@ -77,6 +77,7 @@ function table<T>(facet: (d: OpDef) => Readonly<Record<string, T>> | undefined, 
 const ONNX = table((d) => d.onnx, 'ONNX op type');
 const KERAS_LAYERS = table((d) => d.kerasLayers, 'Keras layer class');
 const KERAS_ACTIVATIONS = table((d) => d.kerasActivations, 'Keras activation');
+const KERAS_VARIABLES = table((d) => d.kerasVariables, 'Keras variable order');
 
 /**
  * The definition of op `name`; unimplemented naming the op and `where` (a node) when none is registered
@@ -92,6 +93,8 @@ export function opDef(name: string, where: string, by = 'this service'): OpDef {
 export const onnxReader = (opType: string): OnnxReader | undefined => ONNX.get(opType);
 /** The reader of Keras layer class `className`, if a module reads it. */
 export const kerasLayerReader = (className: string): KerasReader | undefined => KERAS_LAYERS.get(className);
+/** The Keras 3 variable order of layer class `className` with config `config` ([] when it has no variables). */
+export const kerasVariableOrder = (className: string, config: Record<string, unknown>): string[] => KERAS_VARIABLES.get(className)?.(config) ?? [];
 /** The IR op of Keras activation `name`, if a module reads it. */
 export const kerasActivation = (name: string): KerasActivation | undefined => KERAS_ACTIVATIONS.get(name);
 

@@ -204,6 +204,11 @@ export interface OpDef<K extends OpName = OpName> {
   readonly onnx?: Readonly<Record<string, OnnxReader>>;
   /** Keras layer classes this module reads, and how. */
   readonly kerasLayers?: Readonly<Record<string, KerasReader>>;
+  /**
+   * The order of each such layer class's variables as Keras 3 creates them (its config decides which exist):
+   * tensorflowjs_converter names the weights of a Keras 3 `.keras` file by position, `<layer>/vars/<i>`.
+   */
+  readonly kerasVariables?: Readonly<Record<string, (config: Record<string, unknown>) => string[]>>;
   /** Keras activation names this module reads (layer `activation` fields and Activation layers). */
   readonly kerasActivations?: Readonly<Record<string, KerasActivation>>;
   readonly traits?: OpTraits;
