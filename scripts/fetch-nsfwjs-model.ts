@@ -7,7 +7,8 @@
  * JavaScript modules: model.min.js exports the model.json object, group1-shard1of1.min.js the shard as base64.
  * This script packs the package with npm into a temporary folder, reads those two modules and writes
  * DIR/model.json (shard path renamed to group1-shard1of1.bin) and DIR/group1-shard1of1.bin, plus
- * DIR/SOURCE.txt. DIR defaults to <shared>/tfjs/nsfwjs_mobilenet_v2 ($INTROSPECT_SHARED or ../shared).
+ * DIR/SOURCE.txt. DIR defaults to test/fixtures/tfjs/nsfwjs_mobilenet_v2, where the committed copy the tests
+ * read lives (2.7 MB); the script is how that copy was made and can be checked again.
  */
 import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
@@ -21,8 +22,7 @@ const MODEL = 'package/dist/models/mobilenet_v2';
 const SHARD_SHA256 = '8e7dddbb16acacc1bf1601b1b8a761e730ff934b7f2d7771312b2f000e5f5f13';
 
 function main(): void {
-  const shared = path.resolve(process.env.INTROSPECT_SHARED ?? path.join(process.cwd(), '..', 'shared'));
-  const out = path.resolve(process.argv[2] ?? path.join(shared, 'tfjs', 'nsfwjs_mobilenet_v2'));
+  const out = path.resolve(process.argv[2] ?? path.join(process.cwd(), 'test', 'fixtures', 'tfjs', 'nsfwjs_mobilenet_v2'));
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nsfwjs-'));
   try {
     execFileSync('npm', ['pack', PACKAGE, '--pack-destination', tmp, '--silent'], { stdio: ['ignore', 'ignore', 'inherit'] });

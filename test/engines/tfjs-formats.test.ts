@@ -17,7 +17,6 @@ import type { EngineModel } from '../../services/engines/engine';
 import { IntrospectError } from '../../services/errors';
 import { importTfjsLayers, loadTfjsLayersFromDir } from '../../services/graph/tfjs-import';
 import { decodeTfjsWeights } from '../../services/graph/tfjs-weights';
-import { needShared, sharedPath } from '../support/shared';
 import { nchwToNhwc, nestedFixture, transferFixture } from './fixture-model';
 import { engineModel, relativeError, seededRandom } from './support';
 import { artifactsOf, tfjsLayersLoad, writeConverterLayout, type Artifacts, type Quantization } from './tfjs-artifacts';
@@ -235,8 +234,7 @@ describe('engines: tfjs model files (converter layout, nested models, Keras 3, q
   });
 
   it('nsfwjs MobileNetV2 (Keras 2.2.4, converter layout, uint8 weights) equals tfjs-layers predict on both engines', async function () {
-    needShared(this, 'tfjs/nsfwjs_mobilenet_v2/model.json');
-    const file = sharedPath('tfjs', 'nsfwjs_mobilenet_v2', 'model.json');
+    const file = path.join(process.cwd(), 'test', 'fixtures', 'tfjs', 'nsfwjs_mobilenet_v2', 'model.json');
     const model = engineModel(await loadTfjsLayersFromDir(file), 'tfjs-formats-nsfwjs');
     assert.equal(model.classes, 5);
     assert.ok(model.convLayers.length >= 50, `${model.convLayers.length} conv layers`);
